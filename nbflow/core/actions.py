@@ -1,0 +1,293 @@
+"""Actions: the units of work in a graph, each declaring the state keys it reads and writes.
+
+Two ways to write one:
+
+- a function decorated with `action`, taking the state (and any inputs) and
+  returning a new `State`;
+- a subclass of `Action` that splits the work into ``run`` (compute a dict of
+  results from the state) and ``update`` (write those results into the state).
+
+Either may be ``async``. Parameters after ``state`` are *inputs*: values given
+at run time (``app.run(inputs=...)``) or fixed with ``.bind(...)``. A parameter
+named ``__context`` receives the `ApplicationContext` instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbflow.core.state import State
+from nbflow.errors import ActionReturnTypeError, MissingInputError
+
+__all__ = ["Action", "FunctionAction", "action", "ApplicationContext", "declared"]
+
+
+@dataclass(frozen=True)
+class ApplicationContext:
+    """Where an action is running: handed to any action parameter named ``__context``.
+
+    ``executor``, ``persister`` and ``tracker`` are whatever the application was
+    built with (the core never looks inside them); parallel actions pass them
+    down to the sub-applications they start.
+    """
+
+    app_id: str
+    partition_key: str | None
+    sequence_id: int
+    action_name: str | None
+    parent_app_id: str | None = None
+    parent_sequence_id: int | None = None
+    executor: Any = None
+    persister: Any = None
+    tracker: Any = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+def declared(obj: Any, attribute: str) -> list[str]:
+    """``obj.reads`` or ``obj.writes`` as a list, whether an attribute, property or method."""
+    value = getattr(obj, attribute, ())
+    if callable(value):
+        value = value()
+    if isinstance(value, str):
+        return [value]
+    return list(value or ())
+
+
+@dataclass(frozen=True)
+class _InputSpec:
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    takes_any: bool
+    context_param: str | None
+
+    @classmethod
+    def of(cls, fn: Callable, skip: int) -> _InputSpec:
+        params = list(inspect.signature(fn).parameters.values())[skip:]
+        required, optional, context_param, takes_any = [], [], None, False
+        for p in params:
+            if p.kind is p.VAR_KEYWORD:
+                takes_any = True
+            elif p.kind is p.VAR_POSITIONAL:
+                continue
+            elif p.name.endswith("__context"):
+                # Also matches the mangled `_Cls__context` a method parameter becomes.
+                context_param = p.name
+            elif p.default is p.empty:
+                required.append(p.name)
+            else:
+                optional.append(p.name)
+        return cls(tuple(required), tuple(optional), takes_any, context_param)
+
+
+class Action:
+    """Base class for class-based actions.
+
+    Subclasses set ``reads`` and ``writes`` (class attributes, properties or
+    methods) and implement ``run``; ``update`` defaults to writing the declared
+    keys found in ``run``'s result.
+
+    Example:
+        >>> class Double(Action):
+        ...     reads = ["x"]
+        ...     writes = ["x"]
+        ...     def run(self, state, factor=2):
+        ...         return {"x": state["x"] * factor}
+        >>> Double().with_name("double").run(State(x=3))
+        {'x': 6}
+    """
+
+    reads: Sequence[str] = ()
+    writes: Sequence[str] = ()
+
+    _name: str | None = None
+    _bound: Mapping[str, Any] = {}
+
+    @property
+    def name(self) -> str | None:
+        """The action's name in its graph (set by the builders or `with_name`)."""
+        return self._name
+
+    def run(self, state: State, **inputs: Any) -> dict:
+        """Compute results from ``state`` (a view holding the declared keys)."""
+        msg = f"{type(self).__name__} must implement run(self, state, **inputs) -> dict."
+        raise NotImplementedError(msg)
+
+    def update(self, result: dict, state: State) -> State:
+        """Write ``result`` into ``state``; by default, every declared write present in it."""
+        return state.update(**{k: result[k] for k in declared(self, "writes") if k in result})
+
+    # -- what the engine asks of every action ---------------------------------------------
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the action must be awaited (run with ``astep``/``arun``)."""
+        return inspect.iscoroutinefunction(self._callable())
+
+    @property
+    def single_step(self) -> bool:
+        """Whether the action computes and updates state in one call (function actions do)."""
+        return False
+
+    def _callable(self) -> Callable:
+        return self.run
+
+    @functools.cached_property
+    def _inputs(self) -> _InputSpec:
+        return _InputSpec.of(self._callable(), skip=1)
+
+    @property
+    def inputs(self) -> tuple[list[str], list[str]]:
+        """``(required, optional)`` input names not already fixed with `bind`."""
+        spec = self._inputs
+        return (
+            [n for n in spec.required if n not in self._bound],
+            [n for n in spec.optional if n not in self._bound],
+        )
+
+    def resolve_inputs(self, given: Mapping[str, Any] | None, context: ApplicationContext | None) -> dict:
+        """The keyword arguments to call the action with, from run-time inputs and bound ones.
+
+        Inputs the action does not take are ignored, so one ``inputs=`` dict can
+        serve every step of a run.
+
+        Raises:
+            MissingInputError: a required input was neither given nor bound.
+        """
+        spec = self._inputs
+        given = given or {}
+        kwargs = dict(self._bound)
+        if spec.takes_any:
+            kwargs.update(given)
+        else:
+            for name in spec.required + spec.optional:
+                if name in given:
+                    kwargs[name] = given[name]
+        missing = [n for n in spec.required if n not in kwargs]
+        if missing:
+            example = ", ".join(f"{n!r}: ..." for n in missing)
+            msg = f"Action {self.name!r} needs input(s) {missing}, which were not given. Pass them with app.run(inputs={{{example}}}) or fix them with .bind({missing[0]}=...)."
+            raise MissingInputError(msg)
+        if spec.context_param is not None:
+            kwargs[spec.context_param] = context
+        return kwargs
+
+    # -- deriving new actions --------------------------------------------------------------
+
+    def with_name(self, name: str) -> Action:
+        """A copy of this action under ``name``."""
+        if not isinstance(name, str) or not name:
+            msg = f"An action name must be a non-empty string; got {name!r}."
+            raise TypeError(msg)
+        new = copy.copy(self)
+        new._name = name
+        return new
+
+    def bind(self, **values: Any) -> Action:
+        """A copy of this action with some inputs fixed to ``values``."""
+        spec = self._inputs
+        unknown = [k for k in values if k not in spec.required + spec.optional]
+        if unknown and not spec.takes_any:
+            msg = f"Action {self.name!r} has no input(s) {unknown} to bind. Its inputs are {list(spec.required + spec.optional)}."
+            raise TypeError(msg)
+        new = copy.copy(self)
+        new._bound = {**self._bound, **values}
+        return new
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} reads={declared(self, 'reads')} writes={declared(self, 'writes')}>"
+
+
+class FunctionAction(Action):
+    """An action made from a function by the `action` decorator.
+
+    It is still callable like the function it wraps, which keeps unit tests plain.
+    """
+
+    def __init__(self, fn: Callable, reads: Sequence[str], writes: Sequence[str]) -> None:
+        self.fn = fn
+        self.reads = list(reads)
+        self.writes = list(writes)
+        self._name = fn.__name__
+        functools.update_wrapper(self, fn)
+
+    @property
+    def single_step(self) -> bool:
+        return True
+
+    def _callable(self) -> Callable:
+        return self.fn
+
+    def __call__(self, state: State, **inputs: Any) -> Any:
+        return self.fn(state, **{**self._bound, **inputs})
+
+    def run_and_update(self, state: State, **inputs: Any) -> tuple[dict | None, State]:
+        """Call the function and check what it returned (see `check_function_result`)."""
+        return check_function_result(self, self.fn(state, **inputs))
+
+
+def check_function_result(act: Action, returned: Any) -> tuple[dict | None, State]:
+    """A function action's return value as ``(result, state)``.
+
+    A function may return a `State`, or ``(result_dict, State)`` to report a result
+    beside the state (as Apache Burr's function actions may).
+    """
+    if isinstance(returned, State):
+        return None, returned
+    if (
+        isinstance(returned, tuple)
+        and len(returned) == 2
+        and isinstance(returned[0], Mapping)
+        and isinstance(returned[1], State)
+    ):
+        return dict(returned[0]), returned[1]
+    hint = (
+        " (it returned a dict: write it with `return state.update(**result)`)"
+        if isinstance(returned, Mapping)
+        else ""
+    )
+    msg = f"Action {act.name!r} returned {type(returned).__name__}; an @action function must return a State{hint}, e.g. `return state.update(key=value)`."
+    raise ActionReturnTypeError(msg)
+
+
+def action(reads: Sequence[str], writes: Sequence[str]) -> Callable[[Callable], FunctionAction]:
+    """Declare a function as an action that reads and writes the given state keys.
+
+    The function takes the state first, then any inputs, and returns a new state.
+
+    Example:
+        >>> @action(reads=["count"], writes=["count"])
+        ... def tick(state, by=1):
+        ...     return state.update(count=state["count"] + by)
+        >>> tick(State(count=1))["count"]
+        2
+    """
+    for label, keys in (("reads", reads), ("writes", writes)):
+        if isinstance(keys, str) or not all(isinstance(k, str) for k in keys):
+            msg = (
+                f"@action({label}=...) takes a list of state key names, e.g. {label}=['count']; got {keys!r}."
+            )
+            raise TypeError(msg)
+
+    def decorate(fn: Callable) -> FunctionAction:
+        if not callable(fn):
+            msg = f"@action(...) decorates a function; got {type(fn).__name__}."
+            raise TypeError(msg)
+        return FunctionAction(fn, reads, writes)
+
+    return decorate
+
+
+def as_action(obj: Any, name: str) -> Action:
+    """``obj`` as an `Action` named ``name``, or a clear error if it is not one."""
+    if isinstance(obj, Action):
+        return obj.with_name(name)
+    if callable(obj):
+        msg = f"Action {name!r} is a plain {type(obj).__name__}; decorate it with @action(reads=[...], writes=[...]) or subclass nbflow.Action."
+        raise TypeError(msg)
+    msg = f"Action {name!r} must be an nbflow Action or an @action function; got {type(obj).__name__}."
+    raise TypeError(msg)

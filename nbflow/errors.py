@@ -1,0 +1,64 @@
+"""Every error nbflow raises on purpose.
+
+Each class also subclasses the builtin a user would reach for in an ``except``
+(a missing state key is a ``KeyError``, a malformed graph a ``ValueError``), so
+code written against plain Python keeps working. Messages name the culprit and
+the fix, and are built as one f-string where they are raised.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NbflowError",
+    "StateKeyError",
+    "ActionContractError",
+    "MissingInputError",
+    "ActionReturnTypeError",
+    "GraphError",
+    "ConditionError",
+    "AsyncActionError",
+    "HaltError",
+]
+
+
+class NbflowError(Exception):
+    """Base class of every error nbflow raises on purpose."""
+
+
+class StateKeyError(NbflowError, KeyError):
+    """A state key that does not exist was read."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ quotes its argument, which turns a sentence into a repr.
+        return str(self.args[0]) if self.args else ""
+
+
+class ActionContractError(NbflowError, KeyError):
+    """An action read or wrote a key it did not declare, or read a key the state lacks."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingInputError(NbflowError, TypeError):
+    """An action declares an input that the caller did not give."""
+
+
+class ActionReturnTypeError(NbflowError, TypeError):
+    """An action returned something other than what its kind must return."""
+
+
+class GraphError(NbflowError, ValueError):
+    """A graph or application is malformed: unknown actions, duplicates, no entrypoint."""
+
+
+class ConditionError(NbflowError, ValueError):
+    """A transition condition does not parse, or cannot be evaluated on a state."""
+
+
+class AsyncActionError(NbflowError, TypeError):
+    """An async action was run through the synchronous API."""
+
+
+class HaltError(NbflowError, ValueError):
+    """``halt_after`` or ``halt_before`` names an action the graph does not have."""
