@@ -14,9 +14,10 @@ named ``__context`` receives the `ApplicationContext` instead.
 
 from __future__ import annotations
 
-import copy
 import functools
+import importlib
 import inspect
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,12 +179,18 @@ class Action:
 
     # -- deriving new actions --------------------------------------------------------------
 
+    def _copy(self) -> Action:
+        # Not copy.copy: FunctionAction's __reduce__ (which copy.copy would use) is for pickling.
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
     def with_name(self, name: str) -> Action:
         """A copy of this action under ``name``."""
         if not isinstance(name, str) or not name:
             msg = f"An action name must be a non-empty string; got {name!r}."
             raise TypeError(msg)
-        new = copy.copy(self)
+        new = self._copy()
         new._name = name
         return new
 
@@ -194,7 +201,7 @@ class Action:
         if unknown and not spec.takes_any:
             msg = f"Action {self.name!r} has no input(s) {unknown} to bind. Its inputs are {list(spec.required + spec.optional)}."
             raise TypeError(msg)
-        new = copy.copy(self)
+        new = self._copy()
         new._bound = {**self._bound, **values}
         return new
 
@@ -225,9 +232,32 @@ class FunctionAction(Action):
     def __call__(self, state: State, **inputs: Any) -> Any:
         return self.fn(state, **{**self._bound, **inputs})
 
-    def run_and_update(self, state: State, **inputs: Any) -> tuple[dict | None, State]:
-        """Call the function and check what it returned (see `check_function_result`)."""
-        return check_function_result(self, self.fn(state, **inputs))
+    def __reduce__(self):
+        # The decorator rebinds the module attribute to this object, so plain pickle cannot find
+        # `fn` by name. Pickle a reference to the module-level action instead, when there is one;
+        # otherwise pickle by value (cloudpickle then ships notebook-defined functions).
+        module = sys.modules.get(self.fn.__module__)
+        target: Any = module
+        for part in self.fn.__qualname__.split("."):
+            target = getattr(target, part, None)
+        if isinstance(target, FunctionAction) and target.fn is self.fn:
+            return (_module_action, (self.fn.__module__, self.fn.__qualname__, self._name, dict(self._bound)))
+        return (_rebuilt, (type(self), self.__dict__))
+
+
+def _module_action(module: str, qualname: str, name: str, bound: dict) -> FunctionAction:
+    target: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    new = target._copy()
+    new._name, new._bound = name, bound
+    return new
+
+
+def _rebuilt(cls: type, attributes: dict) -> Action:
+    new = cls.__new__(cls)
+    new.__dict__.update(attributes)
+    return new
 
 
 def check_function_result(act: Action, returned: Any) -> tuple[dict | None, State]:
