@@ -132,7 +132,9 @@ def test_step_writing_an_undeclared_key_names_it_and_the_declared_writes():
         return state.update(b=1, c=2)
 
     before = State(a=1)
-    with pytest.raises(ActionContractError, match=r"'leaky' wrote 'c', which is not among its writes \['b'\]"):
+    with pytest.raises(
+        ActionContractError, match=r"'leaky' wrote 'c', which is not among its writes \['b'\]"
+    ):
         run_step(leaky, before)
     assert before == {"a": 1}
 

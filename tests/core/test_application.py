@@ -59,14 +59,18 @@ class Recorder(LifecycleHook):
         self.events.append(("pre_run", tuple(halt_after)))
 
     def post_run(self, *, app, action, result, state, exception, **kwargs):
-        self.events.append(("post_run", action.name if action else None, type(exception).__name__ if exception else None))
+        self.events.append(
+            ("post_run", action.name if action else None, type(exception).__name__ if exception else None)
+        )
 
     def pre_step(self, *, app, action, state, inputs, sequence_id, **kwargs):
         self.events.append(("pre_step", action.name, sequence_id))
 
     def post_step(self, *, app, action, state, result, exception, sequence_id, duration_s, **kwargs):
         assert duration_s >= 0
-        self.events.append(("post_step", action.name, sequence_id, type(exception).__name__ if exception else None))
+        self.events.append(
+            ("post_step", action.name, sequence_id, type(exception).__name__ if exception else None)
+        )
 
 
 def test_application_loops_until_the_condition_fails_then_halts_after():
@@ -201,13 +205,15 @@ def test_application_hooks_see_the_exception_of_a_failing_step():
 
 def test_application_with_hooks_refuses_non_hooks():
     """with_hooks() takes LifecycleHook instances and says how to write one."""
-    with pytest.raises(TypeError, match="Subclass nbflow.LifecycleHook"):
+    with pytest.raises(TypeError, match=r"Subclass nbflow\.LifecycleHook"):
         ApplicationBuilder().with_hooks(print)
 
 
 def test_application_build_without_entrypoint_lists_the_actions():
     """A missing entrypoint is a build-time error naming the candidates."""
-    with pytest.raises(GraphError, match=r"no entrypoint\. Call \.with_entrypoint\(name\) with one of \['counter'\]"):
+    with pytest.raises(
+        GraphError, match=r"no entrypoint\. Call \.with_entrypoint\(name\) with one of \['counter'\]"
+    ):
         ApplicationBuilder().with_actions(counter=counter).with_state(count=0).build()
 
 
@@ -221,7 +227,9 @@ def test_application_build_with_unknown_entrypoint_names_it():
 def test_application_build_refuses_a_read_that_nothing_provides():
     """A key read by an action but neither in the state nor written anywhere fails at build time."""
     builder = ApplicationBuilder().with_actions(report=report).with_entrypoint("report")
-    with pytest.raises(GraphError, match=r"'report' reads 'count', but no action writes it.*with_state\(count=\.\.\.\)"):
+    with pytest.raises(
+        GraphError, match=r"'report' reads 'count', but no action writes it.*with_state\(count=\.\.\.\)"
+    ):
         builder.build()
 
 

@@ -34,7 +34,9 @@ def test_graph_next_action_takes_the_first_matching_transition():
 
 def test_graph_transition_from_a_list_of_sources():
     """A list of sources adds one transition per source."""
-    graph = GraphBuilder().with_actions(tick=tick, stop=stop).with_transitions((["tick", "stop"], "tick")).build()
+    graph = (
+        GraphBuilder().with_actions(tick=tick, stop=stop).with_transitions((["tick", "stop"], "tick")).build()
+    )
     assert [(t.source, t.target) for t in graph.transitions] == [("tick", "tick"), ("stop", "tick")]
 
 
