@@ -135,7 +135,13 @@ class Action:
         return False
 
     def _callable(self) -> Callable:
+        # The seam the engine calls through. Function actions return their function here, and
+        # parallel actions a runner of their own, so the engine needs no special cases.
         return self.run
+
+    def _acallable(self) -> Callable:
+        # What the async API calls; parallel actions swap in a coroutine here.
+        return self._callable()
 
     @functools.cached_property
     def _inputs(self) -> _InputSpec:

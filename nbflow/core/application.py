@@ -416,6 +416,7 @@ class ApplicationBuilder(_GraphAssembly):
         self._app_id: str | None = None
         self._partition_key: str | None = None
         self._hooks: list[LifecycleHook] = []
+        self._executor: Any = None
 
     def with_graph(self, graph: Graph) -> ApplicationBuilder:
         """Start from a prebuilt `Graph`; more actions and transitions may still be added."""
@@ -450,6 +451,16 @@ class ApplicationBuilder(_GraphAssembly):
         self._partition_key = partition_key
         return self
 
+    def with_executor(self, executor: Any) -> ApplicationBuilder:
+        """The default executor of every parallel action in the application and its sub-applications.
+
+        An executor object or a name such as ``"threads"``, ``"processes"``,
+        ``"async"``, ``"dask"`` or ``"ray"``; a parallel action's own
+        ``executor()`` method overrides it.
+        """
+        self._executor = executor
+        return self
+
     def with_hooks(self, *hooks: LifecycleHook) -> ApplicationBuilder:
         """Attach `LifecycleHook` instances, called in the order given."""
         for hook in hooks:
@@ -478,6 +489,7 @@ class ApplicationBuilder(_GraphAssembly):
             app_id=self._app_id or str(uuid.uuid4()),
             partition_key=self._partition_key,
             hooks=self._hooks,
+            executor=self._executor,
         )
 
     def _check_keys_provided(self, graph: Graph) -> None:

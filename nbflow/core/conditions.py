@@ -13,7 +13,7 @@ import ast
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from nbflow.core.state import State
+from nbflow.core.state import State, known_keys
 from nbflow.errors import ConditionError
 
 __all__ = ["Condition", "when", "expr", "default"]
@@ -50,8 +50,7 @@ class Condition:
     def __call__(self, state: State) -> bool:
         for key in self.keys:
             if key not in state:
-                known = sorted(state)
-                msg = f"Condition {self.name} reads state key {key!r}, which the state lacks. State keys: {known}. Add {key!r} to the initial state or to the writes of an earlier action."
+                msg = f"Condition {self.name} reads state key {key!r}, which the state lacks. State keys: {known_keys(state)}. Add {key!r} to the initial state or to the writes of an earlier action."
                 raise ConditionError(msg)
         return bool(self._predicate(state))
 

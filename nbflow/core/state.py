@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import numbers
 import reprlib
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -29,7 +30,7 @@ from typing import Any
 
 from nbflow.errors import ActionContractError, StateKeyError
 
-__all__ = ["State", "StateList"]
+__all__ = ["State", "StateList", "known_keys"]
 
 _ABSENT = object()
 _DELETED = object()
@@ -160,6 +161,10 @@ class State(Mapping):
         length = self._len
         for key, value in changes.items():
             current = delta.get(key, _ABSENT)
+            if current is _DELETED and value is not _DELETED:
+                # A deleted key that comes back belongs at the end, as in a dict; folding first
+                # drops it from the base so that it does.
+                base, delta, current = _fold(base, delta), {}, _ABSENT
             present = (current is not _ABSENT and current is not _DELETED) or (
                 current is _ABSENT and key in base
             )
@@ -179,11 +184,7 @@ class State(Mapping):
                     length += 1
                 delta[key] = value
         if len(delta) > max(_MIN_DELTA, int(len(base) ** 0.5)):
-            base = {**base, **delta}
-            for key, value in delta.items():
-                if value is _DELETED:
-                    del base[key]
-            delta = {}
+            base, delta = _fold(base, delta), {}
         return self._derive(base, delta, length, changes)
 
     # -- the Mapping protocol -------------------------------------------------------------
@@ -242,13 +243,7 @@ class State(Mapping):
     # -- reading --------------------------------------------------------------------------
 
     def _raw(self) -> dict:
-        if not self._delta:
-            return dict(self._base)
-        merged = {**self._base, **self._delta}
-        for key, value in self._delta.items():
-            if value is _DELETED:
-                del merged[key]
-        return merged
+        return _fold(self._base, self._delta) if self._delta else dict(self._base)
 
     def get_all(self) -> dict:
         """A new plain ``dict`` of every key, with `StateList` values turned into lists."""
@@ -261,8 +256,7 @@ class State(Mapping):
     def _missing(self, key: str) -> KeyError:
         if self._scope is not None:
             return self._scope.undeclared_read(key)
-        known = sorted(self)
-        msg = f"State has no key {key!r}. Known keys: {known}. Add {key!r} to the initial state or to an upstream action's writes."
+        msg = f"State has no key {key!r}. Known keys: {known_keys(self)}. Add {key!r} to the initial state or to an upstream action's writes."
         return StateKeyError(msg)
 
     # -- deriving new states ---------------------------------------------------------------
@@ -295,9 +289,10 @@ class State(Mapping):
         changes = {}
         for key, delta in deltas.items():
             current = self.get(key, 0)
-            if not isinstance(current, (int, float)) or isinstance(current, bool):
-                msg = f"Cannot increment state key {key!r}: it holds {type(current).__name__} {current!r}, not a number. Use update({key}=...) instead."
-                raise TypeError(msg)
+            for what, value in (("it holds", current), ("the increment is", delta)):
+                if not isinstance(value, numbers.Number) or isinstance(value, bool):
+                    msg = f"Cannot increment state key {key!r}: {what} {type(value).__name__} {value!r}, not a number. Use update({key}=...) instead."
+                    raise TypeError(msg)
             changes[key] = current + delta
         return self._with(changes)
 
@@ -360,6 +355,22 @@ class State(Mapping):
             f"<thead><tr><th>key</th><th>type</th><th>value</th></tr></thead>"
             f"<tbody>{rows}{more}</tbody></table>"
         )
+
+
+def _fold(base: dict, delta: dict) -> dict:
+    merged = {**base, **delta}
+    for key, value in delta.items():
+        if value is _DELETED:
+            del merged[key]
+    return merged
+
+
+def known_keys(keys: Iterable[str], limit: int = 20) -> str:
+    """Keys for an error message: sorted, and cut short past ``limit`` so a big state stays readable."""
+    names = sorted(keys)
+    if len(names) <= limit:
+        return repr(names)
+    return f"{names[:limit]!r} and {len(names) - limit} more"
 
 
 def _as_keys(keys: Iterable[str], parameter: str) -> list[str]:

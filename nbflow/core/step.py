@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nbflow.core.actions import Action, ApplicationContext, check_function_result, declared
-from nbflow.core.state import State, _Scope, apply_changes, written_by
+from nbflow.core.state import State, _Scope, apply_changes, known_keys, written_by
 from nbflow.errors import ActionContractError, ActionReturnTypeError
 
 __all__ = ["run_step", "arun_step"]
@@ -24,9 +24,8 @@ def _prepare(act: Action, state: State) -> tuple[State, list[str]]:
     writes = declared(act, "writes")
     missing = [k for k in reads if k not in state]
     if missing:
-        known = sorted(state)
         key = missing[0]
-        msg = f"Action {act.name!r} reads {key!r}, but the state has no key {key!r}. State keys: {known}. Add {key!r} to the initial state (with_state({key}=...)) or to the writes of an action that runs before {act.name!r}."
+        msg = f"Action {act.name!r} reads {key!r}, but the state has no key {key!r}. State keys: {known_keys(state)}. Add {key!r} to the initial state (with_state({key}=...)) or to the writes of an action that runs before {act.name!r}."
         raise ActionContractError(msg)
     scope = _Scope(act.name or type(act).__name__, reads)
     return scope.view(state, (*reads, *writes)), writes
@@ -85,7 +84,7 @@ async def arun_step(
     """`run_step` for the async API: awaits async actions, runs sync ones inline."""
     kwargs = act.resolve_inputs(inputs, context)
     view, writes = _prepare(act, state)
-    out = act._callable()(view, **kwargs)
+    out = act._acallable()(view, **kwargs)
     if inspect.isawaitable(out):
         out = await out
     result, new = _outcome(act, view, out)
