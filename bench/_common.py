@@ -69,6 +69,11 @@ def format_us(us: float | None) -> str:
     return f"{us:.3f}"
 
 
+def format_ratio(ratio: float) -> str:
+    """A ratio such as ``1.6x`` or ``8,688x``: decimals only where they are significant."""
+    return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.1f}x"
+
+
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A plain-text table: the first column left-aligned, the others right-aligned."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
-from _common import best_us_per_op, format_table, format_us
+from _common import best_us_per_op, format_ratio, format_table, format_us
 from burr.core.state import State as BurrState
 
 from nbflow import State as NbflowState
@@ -98,7 +98,7 @@ def run() -> tuple[list[list[str]], list[str]]:
     notes: list[str] = []
 
     def add(case: Case, nbflow_us: float, burr_us: float | None) -> None:
-        ratio = "-" if burr_us is None else f"{burr_us / nbflow_us:,.1f}x"
+        ratio = "-" if burr_us is None else format_ratio(burr_us / nbflow_us)
         rows.append([case.operation, case.size, format_us(nbflow_us), format_us(burr_us), ratio])
 
     for n_keys in (10, 10_000):

@@ -190,12 +190,17 @@ class State(Mapping):
     # -- the Mapping protocol -------------------------------------------------------------
 
     def __getitem__(self, key: str) -> Any:
-        value = self._delta.get(key, _ABSENT)
-        if value is _ABSENT:
-            value = self._base.get(key, _ABSENT)
-        if value is _ABSENT or value is _DELETED:
-            raise self._missing(key)
-        return value
+        # The hottest path in the engine: one dict lookup when the delta is empty or misses.
+        delta = self._delta
+        if delta and key in delta:
+            value = delta[key]
+            if value is _DELETED:
+                raise self._missing(key)
+            return value
+        try:
+            return self._base[key]
+        except KeyError:
+            raise self._missing(key) from None
 
     def __contains__(self, key: object) -> bool:
         value = self._delta.get(key, _ABSENT)  # type: ignore[call-overload]
