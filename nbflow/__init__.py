@@ -29,9 +29,39 @@ from nbflow.errors import (
     ConditionError,
     GraphError,
     HaltError,
+    MissingDependencyError,
     MissingInputError,
     NbflowError,
     StateKeyError,
+    TaskFailed,
+    TaskPicklingError,
+    TasksCancelled,
+    UnknownExecutorError,
+)
+from nbflow.parallel import (
+    AsyncExecutor,
+    DaskExecutor,
+    Executor,
+    MapActions,
+    MapActionsAndStates,
+    MapStates,
+    MultiProcessExecutor,
+    MultiThreadedExecutor,
+    RayExecutor,
+    RunConcurrent,
+    RunnableGraph,
+    SequentialExecutor,
+    StepEvent,
+    SubGraphTask,
+    TaskBasedParallelAction,
+    TaskInfo,
+    TaskState,
+    ainterleave,
+    concat,
+    interleave,
+    last,
+    register_executor,
+    sum_changes,
 )
 
 __version__ = "0.1.0"
@@ -45,7 +75,17 @@ __all__ = [
     "Graph", "GraphBuilder", "Transition", "Condition", "when", "expr", "default",
     # applications
     "Application", "ApplicationBuilder", "LifecycleHook",
+    # parallel actions and sub-graphs
+    "TaskBasedParallelAction", "MapActionsAndStates", "MapStates", "MapActions",
+    "SubGraphTask", "RunnableGraph", "TaskInfo", "TaskState",
+    "RunConcurrent", "sum_changes", "concat", "last",
+    "StepEvent", "interleave", "ainterleave",
+    # executors
+    "Executor", "SequentialExecutor", "MultiThreadedExecutor", "MultiProcessExecutor",
+    "AsyncExecutor", "DaskExecutor", "RayExecutor", "register_executor",
     # errors
     "NbflowError", "StateKeyError", "ActionContractError", "MissingInputError",
     "ActionReturnTypeError", "GraphError", "ConditionError", "AsyncActionError", "HaltError",
+    "UnknownExecutorError", "MissingDependencyError", "TaskFailed", "TasksCancelled",
+    "TaskPicklingError",
 ]  # fmt: skip

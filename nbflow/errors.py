@@ -18,6 +18,11 @@ __all__ = [
     "ConditionError",
     "AsyncActionError",
     "HaltError",
+    "UnknownExecutorError",
+    "MissingDependencyError",
+    "TaskFailed",
+    "TasksCancelled",
+    "TaskPicklingError",
 ]
 
 
@@ -62,3 +67,38 @@ class AsyncActionError(NbflowError, TypeError):
 
 class HaltError(NbflowError, ValueError):
     """``halt_after`` or ``halt_before`` names an action the graph does not have."""
+
+
+class UnknownExecutorError(NbflowError, ValueError):
+    """An executor name that nothing registered."""
+
+
+class MissingDependencyError(NbflowError, ImportError):
+    """An optional package nbflow needs for this feature is not installed."""
+
+
+class _PartialResults(NbflowError, RuntimeError):
+    """Raised after some tasks finished: what ``reduce`` made of them is kept on the error.
+
+    Attributes:
+        partial_state: the State ``reduce`` returned from the finished tasks (None
+            if ``reduce`` itself was interrupted).
+        finished: how many tasks had finished.
+    """
+
+    def __init__(self, message: str, partial_state: object = None, finished: int = 0) -> None:
+        super().__init__(message)
+        self.partial_state = partial_state
+        self.finished = finished
+
+
+class TaskFailed(_PartialResults):
+    """A task of a parallel action raised, with ``on_error="raise"``."""
+
+
+class TasksCancelled(_PartialResults):
+    """A parallel action was cancelled (``cancel()`` or Ctrl-C) before all its tasks finished."""
+
+
+class TaskPicklingError(NbflowError, TypeError):
+    """A task, or a result, could not be sent across a process boundary."""

@@ -124,7 +124,7 @@ class Action:
 
     # -- what the engine asks of every action ---------------------------------------------
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
         """Whether the action must be awaited (run with ``astep``/``arun``)."""
         return inspect.iscoroutinefunction(self._callable())
@@ -156,7 +156,7 @@ class Action:
             [n for n in spec.optional if n not in self._bound],
         )
 
-    def resolve_inputs(self, given: Mapping[str, Any] | None, context: ApplicationContext | None) -> dict:
+    def resolve_inputs(self, given: Mapping[str, Any] | None, context: Any) -> dict:
         """The keyword arguments to call the action with, from run-time inputs and bound ones.
 
         Inputs the action does not take are ignored, so one ``inputs=`` dict can
@@ -180,7 +180,8 @@ class Action:
             msg = f"Action {self.name!r} needs input(s) {missing}, which were not given. Pass them with app.run(inputs={{{example}}}) or fix them with .bind({missing[0]}=...)."
             raise MissingInputError(msg)
         if spec.context_param is not None:
-            kwargs[spec.context_param] = context
+            # Built only for actions that ask for it: most steps never need one.
+            kwargs[spec.context_param] = context() if callable(context) else context
         return kwargs
 
     # -- deriving new actions --------------------------------------------------------------
@@ -243,6 +244,9 @@ class FunctionAction(Action):
         # `fn` by name. Pickle a reference to the module-level action instead, when there is one;
         # otherwise pickle by value (cloudpickle then ships notebook-defined functions).
         module = sys.modules.get(self.fn.__module__)
+        if module is None or self.fn.__module__ == "__main__":
+            # Scripts and notebooks: their functions cannot be imported in a worker by name.
+            return (_rebuilt, (type(self), self.__dict__))
         target: Any = module
         for part in self.fn.__qualname__.split("."):
             target = getattr(target, part, None)

@@ -8,9 +8,10 @@ computed is lost and the step can be retried.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
-from collections.abc import AsyncGenerator, Generator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
 from typing import Any
 
 from nbflow.core.actions import Action, ApplicationContext, declared
@@ -113,7 +114,9 @@ class Application:
 
     # -- one step --------------------------------------------------------------------------
 
-    def _begin(self, inputs: Mapping[str, Any] | None) -> tuple[Action, ApplicationContext, float] | None:
+    def _begin(
+        self, inputs: Mapping[str, Any] | None
+    ) -> tuple[Action, Callable[[], ApplicationContext], float] | None:
         act = self._next
         if act is None:
             return None
@@ -127,7 +130,7 @@ class Application:
                 inputs=dict(inputs or {}),
                 sequence_id=self._sequence_id,
             )
-        return act, self.context(act), time.perf_counter()
+        return act, functools.partial(self.context, act), time.perf_counter()
 
     def _fail(self, act: Action, exc: BaseException) -> None:
         if hasattr(exc, "add_note"):

@@ -9,7 +9,7 @@ derivation. Sync and async share everything but the call itself.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nbflow.core.actions import Action, ApplicationContext, check_function_result, declared
@@ -61,7 +61,7 @@ def run_step(
     act: Action,
     state: State,
     inputs: Mapping[str, Any] | None = None,
-    context: ApplicationContext | None = None,
+    context: ApplicationContext | Callable[[], ApplicationContext] | None = None,
 ) -> tuple[dict, State]:
     """Run a synchronous ``act`` on ``state``: ``(result, new_state)``.
 
@@ -79,7 +79,7 @@ async def arun_step(
     act: Action,
     state: State,
     inputs: Mapping[str, Any] | None = None,
-    context: ApplicationContext | None = None,
+    context: ApplicationContext | Callable[[], ApplicationContext] | None = None,
 ) -> tuple[dict, State]:
     """`run_step` for the async API: awaits async actions, runs sync ones inline."""
     kwargs = act.resolve_inputs(inputs, context)

@@ -1,0 +1,350 @@
+"""Executors: where parallel tasks run. The only place that knows joblib, asyncio, Dask or Ray.
+
+An executor takes a function and an iterable of argument tuples and yields the
+results *as they complete*. It consumes the iterable lazily, so a parallel
+action can stream a million tasks through a bounded number in flight, and when
+its consumer stops early (a ``reduce`` that has enough, a cancel, Ctrl-C) it
+drops what has not started.
+
+Following joblib's backend seam, `Executor` has one method to implement
+(`Executor.map_unordered`) and hooks with working defaults: `amap_unordered`
+(bridges the sync method onto an event loop) and `shutdown`. Capabilities are
+flags: ``ships_tasks`` (tasks cross a process boundary, so nbflow pickles
+them itself and sends only the keys they read) and ``is_async``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+import time
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+
+from nbflow.errors import UnknownExecutorError
+
+__all__ = [
+    "Executor",
+    "SequentialExecutor",
+    "JoblibExecutor",
+    "MultiThreadedExecutor",
+    "MultiProcessExecutor",
+    "register_executor",
+    "resolve_executor",
+    "known_executors",
+]
+
+
+class Executor:
+    """Runs calls and yields their results as they complete."""
+
+    name: str = "executor"
+    ships_tasks: bool = False
+    is_async: bool = False
+
+    def map_unordered(self, fn: Callable, items: Iterable[tuple]) -> Iterator[Any]:
+        """Yield ``fn(*args)`` for each tuple in ``items``, in completion order.
+
+        Closing the returned generator must drop the calls not yet started.
+        """
+        raise NotImplementedError
+
+    async def amap_unordered(self, fn: Callable, items: Iterable[tuple]) -> AsyncIterator[Any]:
+        """`map_unordered` for an event loop; by default the sync version runs in a thread."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        stop = threading.Event()
+        done = object()
+
+        def pump() -> None:
+            results = self.map_unordered(fn, _until(items, stop))
+            try:
+                for result in results:
+                    loop.call_soon_threadsafe(queue.put_nowait, (result, None))
+                    if stop.is_set():
+                        break
+            except BaseException as exc:
+                loop.call_soon_threadsafe(queue.put_nowait, (done, exc))
+                return
+            finally:
+                results.close()
+            loop.call_soon_threadsafe(queue.put_nowait, (done, None))
+
+        thread = threading.Thread(target=pump, name=f"nbflow-{self.name}-bridge", daemon=True)
+        thread.start()
+        try:
+            while True:
+                result, error = await queue.get()
+                if result is done:
+                    if error is not None:
+                        raise error
+                    return
+                yield result
+        finally:
+            stop.set()
+            await asyncio.to_thread(thread.join)
+
+    def shutdown(self) -> None:
+        """Release workers this executor started (pools, clusters). The default has none."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _until(items: Iterable[tuple], stop: threading.Event) -> Iterator[tuple]:
+    for item in items:
+        if stop.is_set():
+            return
+        yield item
+
+
+class SequentialExecutor(Executor):
+    """Runs tasks one after another in the calling thread: for debugging, and a baseline."""
+
+    name = "sequential"
+
+    def map_unordered(self, fn: Callable, items: Iterable[tuple]) -> Iterator[Any]:
+        for args in items:
+            yield fn(*args)
+
+
+class JoblibExecutor(Executor):
+    """Runs tasks with ``joblib.Parallel`` on any joblib backend.
+
+    Args:
+        backend: a joblib backend name (``"threading"``, ``"loky"``, ``"dask"``,
+            ``"ray"`` ...), or None for whatever an enclosing
+            ``joblib.parallel_config`` chose.
+        max_concurrency: how many tasks run at once (joblib's ``n_jobs``); None
+            takes ``parallel_config``'s ``n_jobs``, else the backend's default.
+        **parallel_kwargs: passed to ``joblib.Parallel`` (``batch_size``,
+            ``pre_dispatch``, ``timeout`` ...).
+    """
+
+    name = "joblib"
+    # How long one batch of tasks should take: long enough to hide joblib's per-call cost
+    # (tens of µs on threads, a millisecond or more across processes), short enough to stream.
+    batch_target_s = 0.005
+
+    def __init__(
+        self, backend: str | None = None, max_concurrency: int | None = None, **parallel_kwargs: Any
+    ):
+        if max_concurrency is not None and (not isinstance(max_concurrency, int) or max_concurrency == 0):
+            msg = f"{type(self).__name__}(max_concurrency=...) takes a positive int (or -1 for all cores); got {max_concurrency!r}."
+            raise ValueError(msg)
+        self.backend = backend
+        self.max_concurrency = max_concurrency
+        self.parallel_kwargs = parallel_kwargs
+
+    def _default_concurrency(self) -> int | None:
+        return None
+
+    def _parallel(self) -> Any:
+        import joblib
+
+        n_jobs = self.max_concurrency
+        if n_jobs is None and _configured("n_jobs") is None:
+            n_jobs = self._default_concurrency()
+        # We batch tasks ourselves (see _BatchSizer), so joblib should not batch our batches.
+        kwargs = {"batch_size": 1, **self.parallel_kwargs}
+        return joblib.Parallel(backend=self.backend, n_jobs=n_jobs, return_as="generator_unordered", **kwargs)
+
+    def map_unordered(self, fn: Callable, items: Iterable[tuple]) -> Iterator[Any]:
+        import joblib
+
+        sizer = _BatchSizer(self.batch_target_s)
+        run_batch = joblib.delayed(_run_batch)
+        results = self._parallel()(run_batch(fn, batch) for batch in sizer.batches(items))
+        try:
+            for outputs, elapsed in results:
+                sizer.observe(elapsed, len(outputs))
+                yield from outputs
+        finally:
+            # Closing early is how a reduce that has enough, or a cancel, drops the rest;
+            # joblib warns about it as if it were an accident.
+            with warnings.catch_warnings():
+                warnings.filterwarnings(
+                    "ignore", message=".*tasks (have been successfully executed|which were still)"
+                )
+                results.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(max_concurrency={self.max_concurrency!r})"
+
+
+class MultiThreadedExecutor(JoblibExecutor):
+    """Threads (joblib's ``threading`` backend): the default, cheap and shares memory.
+
+    Best for I/O-bound tasks and for code that releases the GIL (numpy, pandas,
+    scikit-learn). Nothing is pickled.
+    """
+
+    name = "threads"
+
+    def __init__(self, max_concurrency: int | None = None, **parallel_kwargs: Any):
+        super().__init__("threading", max_concurrency, **parallel_kwargs)
+
+    def _default_concurrency(self) -> int:
+        # concurrent.futures.ThreadPoolExecutor's default: enough threads to overlap I/O.
+        return min(32, (os.cpu_count() or 1) + 4)
+
+
+class MultiProcessExecutor(JoblibExecutor):
+    """Processes (joblib's ``loky`` backend): for CPU-bound pure-Python tasks.
+
+    Tasks are pickled with cloudpickle, so actions defined in a notebook work;
+    each task receives only the state keys its graph reads and writes. Workers
+    stay warm between runs (loky reuses them); `shutdown` stops them.
+    """
+
+    name = "processes"
+    ships_tasks = True
+    batch_target_s = 0.05
+
+    def __init__(self, max_concurrency: int | None = None, **parallel_kwargs: Any):
+        super().__init__("loky", max_concurrency, **parallel_kwargs)
+
+    def _default_concurrency(self) -> int:
+        return -1
+
+    def shutdown(self) -> None:
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
+
+
+def _run_batch(fn: Callable, batch: list[tuple]) -> tuple[list, float]:
+    started = time.perf_counter()
+    outputs = [fn(*args) for args in batch]
+    return outputs, time.perf_counter() - started
+
+
+class _BatchSizer:
+    """Groups tasks into batches sized so that each takes about ``target_s``.
+
+    Trivial tasks (microseconds each) are sent hundreds at a time, which is what
+    lets a map of 10,000 tiny tasks keep pace with a hand-written joblib loop;
+    anything slower than the target goes one task per batch, so long tasks
+    still spread over every worker and stream back one by one.
+    """
+
+    def __init__(self, target_s: float, most: int = 512):
+        self.target_s = target_s
+        self.most = most
+        self.size = 1
+        self._per_item: float | None = None
+
+    def observe(self, elapsed: float, count: int) -> None:
+        if not count:
+            return
+        per_item = elapsed / count
+        # Smooth, but let a slow batch shrink the size at once: overshooting hurts more.
+        self._per_item = (
+            per_item if self._per_item is None else max(per_item, 0.7 * self._per_item + 0.3 * per_item)
+        )
+        self.size = max(1, min(self.most, int(self.target_s / max(self._per_item, 1e-7))))
+
+    def batches(self, items: Iterable[tuple]) -> Iterator[list[tuple]]:
+        iterator = iter(items)
+        while batch := list(itertools.islice(iterator, self.size)):
+            yield batch
+
+
+def _configured(key: str) -> Any:
+    """What an enclosing ``joblib.parallel_config`` set for ``key``, or None."""
+    from joblib import parallel
+
+    config = getattr(parallel._backend, "config", None) or {}
+    value = config.get(key)
+    default = parallel.default_parallel_config.get(key)
+    return None if value is None or value is default else value
+
+
+# -- the registry -------------------------------------------------------------------------
+
+_FACTORIES: dict[str, Callable[..., Executor]] = {
+    "sequential": SequentialExecutor,
+    "threads": MultiThreadedExecutor,
+    "processes": MultiProcessExecutor,
+}
+
+
+def _lazy_async() -> Callable[..., Executor]:
+    from nbflow.parallel.async_executor import AsyncExecutor
+
+    return AsyncExecutor
+
+
+def _lazy_dask() -> Callable[..., Executor]:
+    from nbflow.parallel.cluster import DaskExecutor
+
+    return DaskExecutor
+
+
+def _lazy_ray() -> Callable[..., Executor]:
+    from nbflow.parallel.cluster import RayExecutor
+
+    return RayExecutor
+
+
+# Registered on first request, as joblib does with its external backends.
+_LAZY: dict[str, Callable[[], Callable[..., Executor]]] = {
+    "async": _lazy_async,
+    "dask": _lazy_dask,
+    "ray": _lazy_ray,
+}
+
+
+def register_executor(name: str, factory: Callable[..., Executor]) -> None:
+    """Make ``name`` usable wherever an executor is accepted.
+
+    Args:
+        name: the short name, e.g. ``"gpu-pool"``.
+        factory: called with no arguments to make the executor.
+    """
+    if not isinstance(name, str) or not name:
+        msg = f"register_executor() takes a non-empty name; got {name!r}."
+        raise TypeError(msg)
+    if not callable(factory):
+        msg = f"register_executor({name!r}, factory) needs a callable factory that returns an Executor; got {type(factory).__name__}."
+        raise TypeError(msg)
+    _FACTORIES[name] = factory
+    _LAZY.pop(name, None)
+
+
+def known_executors() -> list[str]:
+    """Every executor name `resolve_executor` accepts."""
+    return sorted({*_FACTORIES, *_LAZY})
+
+
+def resolve_executor(spec: Any, *, for_async: bool = False) -> Executor:
+    """The executor for ``spec``: an `Executor`, a registered name, or None for the default.
+
+    The default is threads, unless an enclosing ``joblib.parallel_config`` chose a
+    backend (then that backend), and `AsyncExecutor` under ``arun``.
+
+    Raises:
+        UnknownExecutorError: ``spec`` is a name nothing registered.
+    """
+    if isinstance(spec, Executor):
+        return spec
+    if spec is None:
+        if for_async:
+            return _lazy_async()()
+        return JoblibExecutor() if _configured("backend") is not None else MultiThreadedExecutor()
+    if isinstance(spec, str):
+        if spec in _LAZY:
+            _FACTORIES[spec] = _LAZY.pop(spec)()
+        if spec in _FACTORIES:
+            executor = _FACTORIES[spec]()
+            if not isinstance(executor, Executor):
+                msg = f"The factory registered as executor {spec!r} returned {type(executor).__name__}, not an nbflow Executor."
+                raise TypeError(msg)
+            return executor
+        msg = f"No executor {spec!r}. Known: {known_executors()}. Register your own with nbflow.register_executor({spec!r}, factory)."
+        raise UnknownExecutorError(msg)
+    msg = f"An executor is an nbflow Executor or one of the names {known_executors()}; got {type(spec).__name__}."
+    raise TypeError(msg)

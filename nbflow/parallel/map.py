@@ -1,0 +1,412 @@
+"""Parallel actions: fan a step out into sub-applications, then reduce their final states.
+
+`TaskBasedParallelAction` is the low-level form (you yield `SubGraphTask`
+objects); `MapActionsAndStates` runs every action over every state, and
+`MapStates` / `MapActions` are its one-action and one-state cases.
+
+``reduce`` receives the final sub-states *as they complete*, each a
+`TaskState` whose ``.task`` tells which task produced it. A ``reduce`` that
+returns before it has consumed them all ends the step early: the remaining
+tasks are cancelled. Failures follow ``on_error``: ``"raise"`` stops at the
+first one (raising `TaskFailed`), ``"record"`` hands the failed task's state to
+``reduce`` with ``.task.error`` set and goes on. ``retries=N`` retries a
+failing task with exponential backoff first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import pickle
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+
+from nbflow.core.actions import Action, ApplicationContext
+from nbflow.core.state import State, apply_changes
+from nbflow.errors import ActionReturnTypeError, TaskFailed, TasksCancelled
+from nbflow.parallel.executors import Executor, resolve_executor
+from nbflow.parallel.shipping import Packer, run_shipped
+from nbflow.parallel.signatures import call_declared
+from nbflow.parallel.tasks import (
+    Outcome,
+    SubGraphTask,
+    TaskInfo,
+    TaskState,
+    arun_task,
+    as_runnable,
+    run_task,
+    task_app_id,
+)
+
+__all__ = ["TaskBasedParallelAction", "MapActionsAndStates", "MapStates", "MapActions"]
+
+_HOOK_ARGS = {1: ("state",), 2: ("state", "context"), 3: ("state", "context", "inputs")}
+_REDUCE_ARGS = {1: ("states",), 2: ("state", "states")}
+_ON_ERROR = ("raise", "record")
+
+
+class TaskBasedParallelAction(Action):
+    """A step that runs many sub-applications and reduces their final states.
+
+    Implement ``tasks`` (yield `SubGraphTask` objects) and ``reduce``, and
+    declare ``reads`` and ``writes``. Optionally implement ``executor()`` to pick
+    where the tasks run (otherwise the application's ``with_executor`` choice,
+    else threads).
+
+    Args:
+        on_error: ``"raise"`` (the first failure stops the step) or ``"record"``
+            (failed tasks reach ``reduce`` with ``.task.error`` set).
+        retries: how many times to retry a failing task before giving up on it.
+        retry_backoff_s: the delay before the first retry, doubled for each next one.
+        executor: where the tasks run; overrides the application's executor.
+    """
+
+    on_error: str = "raise"
+    retries: int = 0
+    retry_backoff_s: float = 0.1
+
+    def __init__(
+        self, *, on_error: str = "raise", retries: int = 0, retry_backoff_s: float = 0.1, executor: Any = None
+    ):
+        if on_error not in _ON_ERROR:
+            msg = f"{type(self).__name__}(on_error={on_error!r}): on_error is 'raise' (stop at the first failure) or 'record' (keep going; failed tasks reach reduce)."
+            raise ValueError(msg)
+        if not isinstance(retries, int) or retries < 0:
+            msg = f"{type(self).__name__}(retries={retries!r}): retries is a whole number >= 0."
+            raise ValueError(msg)
+        self.on_error = on_error
+        self.retries = retries
+        self.retry_backoff_s = retry_backoff_s
+        if executor is not None:
+            self.executor = executor
+
+    # -- what subclasses implement -----------------------------------------------------------
+
+    def tasks(self, state: State, context: ApplicationContext, inputs: dict) -> Iterable[SubGraphTask]:
+        """Yield the `SubGraphTask` objects to run."""
+        msg = f"{type(self).__name__} must implement tasks(self, state, context, inputs) yielding SubGraphTask objects."
+        raise NotImplementedError(msg)
+
+    def reduce(self, state: State, states: Iterator[TaskState]) -> State:
+        """Combine the final sub-states (in completion order) into a new ``state``."""
+        msg = f"{type(self).__name__} must implement reduce(self, state, states) returning a State."
+        raise NotImplementedError(msg)
+
+    def executor(self) -> Any:
+        """Where the tasks run: an executor, a name such as ``"processes"``, or None to inherit."""
+        return None
+
+    # -- cancel ------------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the running step: drop unstarted tasks, reduce the finished ones, raise `TasksCancelled`."""
+        for run in list(self._control()):
+            run.request_cancel()
+
+    def _control(self) -> set[_Run]:
+        # Shared by every copy of this action (with_name copies it into the graph), so cancel()
+        # on the object the user holds reaches the copy that runs.
+        control = self.__dict__.get("_active_runs")
+        if control is None:
+            control = self.__dict__["_active_runs"] = set()
+        return control
+
+    def _copy(self) -> Action:
+        self._control()
+        return super()._copy()
+
+    # -- how the engine runs it --------------------------------------------------------------
+
+    @property
+    def single_step(self) -> bool:
+        return True
+
+    @property
+    def is_async(self) -> bool:
+        return False
+
+    def _callable(self) -> Callable:
+        return self._run
+
+    def _acallable(self) -> Callable:
+        return self._arun
+
+    def _executor(self, context: ApplicationContext | None, for_async: bool) -> Executor:
+        own = self.executor
+        if callable(own) and not isinstance(own, Executor):
+            own = own()
+        spec = own if own is not None else (context.executor if context else None)
+        return resolve_executor(spec, for_async=for_async)
+
+    def _run(self, state: State, __context: ApplicationContext | None = None, **inputs: Any) -> State:
+        run = _Run(self, state, __context, inputs, self._executor(__context, for_async=False))
+        stream = run.stream()
+        try:
+            result = call_declared(self.reduce, _REDUCE_ARGS, state=state, states=stream)
+        except KeyboardInterrupt as exc:
+            run.interrupted = True
+            raise run.cancelled_error(None) from exc
+        finally:
+            stream.close()
+            run.close()
+        return run.finish(result)
+
+    async def _arun(self, state: State, __context: ApplicationContext | None = None, **inputs: Any) -> State:
+        run = _Run(self, state, __context, inputs, self._executor(__context, for_async=True))
+        stream = run.astream()
+        try:
+            if inspect.iscoroutinefunction(self.reduce):
+                result = await call_declared(self.reduce, _REDUCE_ARGS, state=state, states=stream)
+            else:
+                # A plain reduce still streams: it runs in a thread, pulling each state off the loop.
+                blocking = _blocking(stream, asyncio.get_running_loop())
+                result = await asyncio.to_thread(
+                    call_declared, self.reduce, _REDUCE_ARGS, state=state, states=blocking
+                )
+        finally:
+            await stream.aclose()
+            run.close()
+        return run.finish(result)
+
+
+def _blocking(stream: AsyncIterator, loop: asyncio.AbstractEventLoop) -> Iterator:
+    while True:
+        try:
+            yield asyncio.run_coroutine_threadsafe(stream.__anext__(), loop).result()
+        except StopAsyncIteration:
+            return
+
+
+class _Run:
+    """One execution of a parallel step: its tasks in flight, what finished, and how it ended."""
+
+    def __init__(
+        self,
+        owner: TaskBasedParallelAction,
+        state: State,
+        context: ApplicationContext | None,
+        inputs: dict,
+        executor: Executor,
+    ):
+        self.owner = owner
+        self.name = owner.name or type(owner).__name__
+        self.state = state
+        self.context = context
+        self.inputs = inputs
+        self.executor = executor
+        self.pending: dict[int, SubGraphTask] = {}
+        self.finished = 0
+        self.dropped = 0
+        self.failure: tuple[SubGraphTask, Outcome] | None = None
+        self.interrupted = False
+        self.cancel_requested = False
+        # Set whenever the step stops taking results (done, failed, cancelled, reduce had enough),
+        # so that tasks not yet started are skipped.
+        self.cancel = threading.Event()
+        owner._control().add(self)
+
+    def request_cancel(self) -> None:
+        self.cancel_requested = True
+        self.cancel.set()
+
+    def close(self) -> None:
+        self.cancel.set()
+        self.owner._control().discard(self)
+
+    # -- producing tasks ---------------------------------------------------------------------
+
+    def _tasks(self) -> Iterator[SubGraphTask]:
+        ctx = self.context
+        parent_id = ctx.app_id if ctx else "root"
+        seq = ctx.sequence_id if ctx else 0
+        produced = call_declared(
+            self.owner.tasks, _HOOK_ARGS, state=self.state, context=ctx, inputs=self.inputs
+        )
+        for position, task in enumerate(produced or ()):
+            if self.cancel.is_set():
+                return
+            if not isinstance(task, SubGraphTask):
+                msg = f"{type(self.owner).__name__}.tasks() of {self.name!r} yielded {type(task).__name__} at position {position}; it must yield SubGraphTask(action=..., state=...) objects."
+                raise TypeError(msg)
+            task.index = position
+            if task.application_id is None:
+                task.application_id = task_app_id(parent_id, seq, self.name, position)
+            self.pending[position] = task
+            yield task
+
+    def _calls(self) -> tuple[Callable, Iterator[tuple]]:
+        parent = self.context
+        if self.executor.ships_tasks:
+            # Nested parallel actions inside a worker process run on threads there.
+            shipped_parent = _replace_executor(parent, None)
+            packer = Packer(self.name, shipped_parent, self.owner.retries, self.owner.retry_backoff_s)
+            return run_shipped, (packer.pack(t) for t in self._tasks())
+        fn = arun_task if self.executor.is_async else run_task
+        retries, backoff = self.owner.retries, self.owner.retry_backoff_s
+        items = (
+            (t.graph, t.state, t.inputs, t.application_id, t.index, parent, retries, backoff, self.cancel)
+            for t in self._tasks()
+        )
+        return fn, items
+
+    # -- consuming results -------------------------------------------------------------------
+
+    def _accept(self, raw: Any) -> TaskState | None:
+        """The sub-state for ``reduce`` from one result; None to skip it. Sets ``failure`` to stop."""
+        # Shipped tasks come back as bytes holding only the keys they changed.
+        outcome: Outcome = raw if isinstance(raw, Outcome) else pickle.loads(raw)
+        task = self.pending.pop(outcome.index)
+        if outcome.changes is not None:
+            outcome.state = apply_changes(task.state, *outcome.changes)
+        if outcome.cancelled:
+            self.dropped += 1
+            return None
+        info = TaskInfo(
+            index=outcome.index,
+            application_id=task.application_id,
+            action=task.graph.name,
+            inputs=task.inputs,
+            attempts=outcome.attempts,
+            duration_s=outcome.duration_s,
+            error=outcome.error,
+            traceback=outcome.traceback,
+        )
+        if outcome.error is not None and self.owner.on_error == "raise":
+            self.failure = (task, outcome)
+            return None
+        self.finished += 1
+        return TaskState.of(outcome.state if outcome.state is not None else task.state, info)
+
+    def stream(self) -> Iterator[TaskState]:
+        fn, items = self._calls()
+        results = self.executor.map_unordered(fn, items)
+        try:
+            for raw in results:
+                sub = self._accept(raw)
+                if self.failure is not None or self.cancel.is_set():
+                    return
+                if sub is not None:
+                    yield sub
+        except KeyboardInterrupt:
+            self.interrupted = True
+        finally:
+            self.cancel.set()
+            results.close()
+
+    async def astream(self) -> AsyncIterator[TaskState]:
+        fn, items = self._calls()
+        results = self.executor.amap_unordered(fn, items)
+        try:
+            async for raw in results:
+                sub = self._accept(raw)
+                if self.failure is not None or self.cancel.is_set():
+                    return
+                if sub is not None:
+                    yield sub
+        finally:
+            self.cancel.set()
+            await results.aclose()
+
+    # -- how the step ends -------------------------------------------------------------------
+
+    def cancelled_error(self, partial: State | None) -> TasksCancelled:
+        why = "by Ctrl-C (KeyboardInterrupt)" if self.interrupted else "by cancel()"
+        msg = f"Parallel action {self.name!r} was cancelled {why} after {self.finished} task(s) finished; tasks not yet started were dropped. What reduce made of the finished ones is in exc.partial_state."
+        return TasksCancelled(msg, partial_state=partial, finished=self.finished)
+
+    def finish(self, result: Any) -> State:
+        if self.failure is not None:
+            task, outcome = self.failure
+            error = outcome.error
+            msg = f"Task {task.index} of {self.name!r} ({task.describe()}) raised {type(error).__name__}: {error}; {self.finished} finished result(s) were reduced into exc.partial_state. Pass on_error='record' to keep going past failures, or retries=N to retry them."
+            exc = TaskFailed(msg, partial_state=result, finished=self.finished)
+            if outcome.traceback and hasattr(exc, "add_note"):
+                exc.add_note(f"Traceback of task {task.index}:\n{outcome.traceback}")
+            raise exc from error
+        if self.interrupted or self.cancel_requested:
+            raise self.cancelled_error(result)
+        if not isinstance(result, State):
+            msg = f"{type(self.owner).__name__}.reduce() of {self.name!r} returned {type(result).__name__}; it must return a State, e.g. `return state.update(results=...)`."
+            raise ActionReturnTypeError(msg)
+        return result
+
+
+def _replace_executor(context: ApplicationContext | None, executor: Any) -> ApplicationContext | None:
+    if context is None:
+        return None
+    return dataclasses.replace(context, executor=executor)
+
+
+def _pairs(items: Iterable[Any]) -> Iterator[tuple[Any, dict]]:
+    for item in items or ():
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], dict):
+            yield item[0], item[1]
+        else:
+            yield item, {}
+
+
+class MapActionsAndStates(TaskBasedParallelAction):
+    """Runs every action from ``actions()`` over every state from ``states()`` (the full product).
+
+    ``states()`` may yield a `State` or ``(state, inputs)``; ``actions()`` an
+    action, an ``@action`` function, a `RunnableGraph`, or ``(action, inputs)``.
+    Tasks are numbered state by state, action by action within each state.
+    """
+
+    def actions(self, state: State, context: ApplicationContext, inputs: dict) -> Iterable[Any]:
+        """Yield the actions (or sub-graphs) to run over each state."""
+        msg = f"{type(self).__name__} must implement actions(self, state) yielding actions or RunnableGraphs."
+        raise NotImplementedError(msg)
+
+    def states(self, state: State, context: ApplicationContext, inputs: dict) -> Iterable[Any]:
+        """Yield the states to run each action over."""
+        msg = f"{type(self).__name__} must implement states(self, state) yielding States."
+        raise NotImplementedError(msg)
+
+    def tasks(self, state: State, context: ApplicationContext, inputs: dict) -> Iterator[SubGraphTask]:
+        offered = {"state": state, "context": context, "inputs": inputs}
+        where = f"{type(self).__name__}.actions()"
+        actions = [
+            (as_runnable(a, where), extra)
+            for a, extra in _pairs(call_declared(self.actions, _HOOK_ARGS, **offered))
+        ]
+        for sub_state, state_inputs in _pairs(call_declared(self.states, _HOOK_ARGS, **offered)):
+            if not isinstance(sub_state, State):
+                msg = f"{type(self).__name__}.states() yielded {type(sub_state).__name__}; it must yield a State (e.g. state.update(x=...)) or (state, inputs)."
+                raise TypeError(msg)
+            for graph, action_inputs in actions:
+                yield SubGraphTask(action=graph, state=sub_state, inputs={**action_inputs, **state_inputs})
+
+
+class MapStates(MapActionsAndStates):
+    """Runs one action (or sub-graph) from ``action()`` over every state from ``states()``."""
+
+    def action(self, state: State, inputs: dict) -> Any:
+        """The action, ``@action`` function or `RunnableGraph` to run over each state."""
+        msg = f"{type(self).__name__} must implement action(self) returning an action or RunnableGraph."
+        raise NotImplementedError(msg)
+
+    def actions(self, state: State, context: ApplicationContext, inputs: dict) -> Iterable[Any]:
+        return [
+            call_declared(
+                self.action,
+                {0: (), 1: ("state",), 2: ("state", "inputs")},
+                state=state,
+                context=context,
+                inputs=inputs,
+            )
+        ]
+
+
+class MapActions(MapActionsAndStates):
+    """Runs every action (or sub-graph) from ``actions()`` over the one state from ``state()``."""
+
+    def state(self, state: State, inputs: dict) -> Any:
+        """The state every action runs over (a `State`, or ``(state, inputs)``)."""
+        msg = f"{type(self).__name__} must implement state(self, state) returning a State."
+        raise NotImplementedError(msg)
+
+    def states(self, state: State, context: ApplicationContext, inputs: dict) -> Iterable[Any]:
+        return [call_declared(self.state, _HOOK_ARGS, state=state, context=context, inputs=inputs)]

@@ -1,0 +1,356 @@
+"""Sub-applications: `RunnableGraph`, `SubGraphTask`, and running one task.
+
+Everything a parallel action runs is a *task*: a `RunnableGraph` (a graph with
+an entrypoint and halt points) over a state and inputs, under a stable
+application id. An action, an ``@action`` function and a `RunnableGraph` are
+interchangeable wherever a task's work is expected: `as_runnable` turns the
+first two into a one-action graph.
+
+The state a task finishes with reaches ``reduce`` as a `TaskState`: a `State`
+whose ``.task`` attribute (a `TaskInfo`) tells which task produced it, how many
+attempts it took, and the exception if it failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import reprlib
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbflow.core.actions import Action, ApplicationContext, as_action, declared
+from nbflow.core.application import Application
+from nbflow.core.graph import Graph
+from nbflow.core.state import State
+from nbflow.errors import GraphError
+
+__all__ = ["RunnableGraph", "SubGraphTask", "TaskInfo", "TaskState", "as_runnable", "task_app_id"]
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 40
+_SHORT.maxother = 40
+_SHORT.maxlist = _SHORT.maxdict = 4
+
+
+class RunnableGraph(Action):
+    """A graph with an entrypoint and halt points, runnable as one unit of work.
+
+    Use it as a parallel action's sub-graph, or directly as an action in
+    ``with_actions``: it then runs as a sub-application over the keys its
+    actions read and writes, and writes back what they wrote.
+
+    Args:
+        graph: the graph to run.
+        entrypoint: the action it starts with.
+        halt_after: the action (or actions) after which it stops.
+
+    Example:
+        >>> from nbflow import GraphBuilder, action
+        >>> @action(reads=["x"], writes=["y"])
+        ... def double(state):
+        ...     return state.update(y=state["x"] * 2)
+        >>> graph = GraphBuilder().with_actions(double=double).build()
+        >>> RunnableGraph(graph, entrypoint="double", halt_after="double").writes
+        ['y']
+    """
+
+    def __init__(
+        self, graph: Graph, entrypoint: str, halt_after: str | Iterable[str], name: str | None = None
+    ):
+        if not isinstance(graph, Graph):
+            msg = f"RunnableGraph(graph=...) takes a Graph built with GraphBuilder().build(); got {type(graph).__name__}."
+            raise TypeError(msg)
+        self.graph = graph
+        self.entrypoint = entrypoint
+        self.halt_after = [halt_after] if isinstance(halt_after, str) else list(halt_after)
+        graph.check_name(entrypoint, "RunnableGraph(entrypoint=...)")
+        for name_ in self.halt_after:
+            graph.check_name(name_, "RunnableGraph(halt_after=...)")
+        if not self.halt_after:
+            msg = "RunnableGraph(halt_after=...) needs at least one action to stop after."
+            raise GraphError(msg)
+        self._name = name or entrypoint
+        written = graph.keys_written()
+        read = [k for a in graph.actions.values() for k in declared(a, "reads")]
+        read += [k for t in graph.transitions for k in t.condition.keys]
+        # What the sub-graph needs from outside: keys it reads that none of its actions write.
+        self.reads = [k for k in dict.fromkeys(read) if k not in written]
+        self.writes = sorted(written)
+        self.keys = list(dict.fromkeys([*read, *sorted(written)]))
+
+    @functools.cached_property
+    def is_async(self) -> bool:
+        return any(a.is_async for a in self.graph.actions.values())
+
+    @property
+    def single_step(self) -> bool:
+        return True
+
+    def _callable(self) -> Callable:
+        return self._run_nested
+
+    def _acallable(self) -> Callable:
+        return self._arun_nested
+
+    def _nested_app(self, state: State, context: ApplicationContext | None) -> Application:
+        parent_id = context.app_id if context else "root"
+        seq = context.sequence_id if context else 0
+        return Application(
+            self.graph,
+            state,
+            self.entrypoint,
+            app_id=task_app_id(parent_id, seq, self.name or self.entrypoint, 0),
+            partition_key=context.partition_key if context else None,
+            parent=context,
+            executor=context.executor if context else None,
+        )
+
+    def _run_nested(self, state: State, __context: ApplicationContext | None = None, **inputs: Any) -> State:
+        app = self._nested_app(state, __context)
+        if self.is_async:
+            return _run_coroutine(app.arun(halt_after=self.halt_after, inputs=inputs))[2]
+        return app.run(halt_after=self.halt_after, inputs=inputs)[2]
+
+    async def _arun_nested(
+        self, state: State, __context: ApplicationContext | None = None, **inputs: Any
+    ) -> State:
+        app = self._nested_app(state, __context)
+        return (await app.arun(halt_after=self.halt_after, inputs=inputs))[2]
+
+    def __repr__(self) -> str:
+        return f"<RunnableGraph {self.name!r} entrypoint={self.entrypoint!r} halt_after={self.halt_after}>"
+
+
+def as_runnable(obj: Any, where: str) -> RunnableGraph:
+    """``obj`` (an action, an ``@action`` function or a `RunnableGraph`) as a `RunnableGraph`.
+
+    Args:
+        obj: the work of a task.
+        where: how to name the hook in an error, e.g. ``"MapStates.action()"``.
+    """
+    if isinstance(obj, RunnableGraph):
+        return obj
+    if isinstance(obj, Action):
+        name = obj.name or _snake(type(obj).__name__)
+        graph = Graph({name: as_action(obj, name)}, ())
+        return RunnableGraph(graph, entrypoint=name, halt_after=name, name=name)
+    kind = (
+        "a plain function; decorate it with @action(reads=[...], writes=[...])"
+        if callable(obj)
+        else f"a {type(obj).__name__}"
+    )
+    msg = f"{where} must give an Action, an @action function or a RunnableGraph; it gave {kind}."
+    raise TypeError(msg)
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
+def task_app_id(parent_app_id: str, sequence_id: int, action_name: str, position: int) -> str:
+    """A sub-application id that a re-run of the same step reproduces.
+
+    Derived from the parent's id, the step's sequence id (so the second pass of
+    a loop gets fresh ids), the parallel action's name and the task's position.
+    """
+    key = f"{parent_app_id}\x1f{sequence_id}\x1f{action_name}\x1f{position}".encode()
+    return hashlib.blake2b(key, digest_size=12).hexdigest()
+
+
+@dataclass
+class SubGraphTask:
+    """One unit of work for `TaskBasedParallelAction`: a graph, a state and inputs.
+
+    Args:
+        action: an action, an ``@action`` function, or a `RunnableGraph`.
+        state: the state the task starts from.
+        inputs: inputs offered to the task's actions.
+        application_id: a stable id; derived from the parent step and the task's
+            position when not given.
+    """
+
+    action: Any
+    state: State
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    application_id: str | None = None
+    index: int = -1
+    graph: RunnableGraph = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.graph = as_runnable(self.action, "SubGraphTask(action=...)")
+        if not isinstance(self.state, State):
+            if not isinstance(self.state, Mapping):
+                msg = f"SubGraphTask(state=...) takes a State; got {type(self.state).__name__}."
+                raise TypeError(msg)
+            self.state = State(self.state)
+        self.inputs = dict(self.inputs or {})
+
+    def describe(self) -> str:
+        """A short label for messages: its inputs, or the values of the keys its graph reads."""
+        shown = self.inputs or {k: self.state[k] for k in self.graph.reads if k in self.state}
+        return ", ".join(f"{k}={_SHORT.repr(v)}" for k, v in list(shown.items())[:4])
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """Which task produced a `TaskState`, and how it went."""
+
+    index: int
+    application_id: str
+    action: str
+    inputs: Mapping[str, Any]
+    attempts: int
+    duration_s: float
+    error: BaseException | None = None
+    traceback: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the task finished without an exception."""
+        return self.error is None
+
+
+class TaskState(State):
+    """The final state of one task, as ``reduce`` sees it; ``.task`` says which task it was."""
+
+    __slots__ = ("task",)
+
+    @classmethod
+    def of(cls, state: State, info: TaskInfo) -> TaskState:
+        new = cls.__new__(cls)
+        new._base, new._delta, new._len = state._base, state._delta, state._len
+        new._scope, new._written = None, frozenset()
+        new.task = info
+        return new
+
+    def __repr__(self) -> str:
+        status = "ok" if self.task.ok else f"failed: {type(self.task.error).__name__}"
+        return f"TaskState(task={self.task.index}, {status}, {super().__repr__()})"
+
+    def __reduce__(self):
+        return (TaskState.of, (State(self._raw()), self.task))
+
+
+@dataclass
+class Outcome:
+    """What running a task returns to the parent: the final state (or its changes) and how it went."""
+
+    index: int
+    state: State | None
+    attempts: int
+    duration_s: float
+    error: BaseException | None = None
+    traceback: str | None = None
+    cancelled: bool = False
+    changes: tuple[dict, list[str]] | None = None
+
+
+def run_task(
+    graph: RunnableGraph,
+    state: State,
+    inputs: Mapping[str, Any],
+    app_id: str,
+    index: int,
+    parent: ApplicationContext | None,
+    retries: int = 0,
+    backoff_s: float = 0.0,
+    cancel: threading.Event | None = None,
+) -> Outcome:
+    """Run one task to its halt point, retrying failures with exponential backoff."""
+    if cancel is not None and cancel.is_set():
+        return Outcome(index, None, 0, 0.0, cancelled=True)
+    started = time.perf_counter()
+    attempt = 0
+    while True:
+        attempt += 1
+        app = Application(
+            graph.graph,
+            state,
+            graph.entrypoint,
+            app_id=app_id,
+            partition_key=parent.partition_key if parent else None,
+            parent=parent,
+            executor=parent.executor if parent else None,
+        )
+        try:
+            if graph.is_async:
+                final = _run_coroutine(app.arun(halt_after=graph.halt_after, inputs=inputs))[2]
+            else:
+                final = app.run(halt_after=graph.halt_after, inputs=inputs)[2]
+            return Outcome(index, final, attempt, time.perf_counter() - started)
+        except Exception as exc:
+            if attempt <= retries and not (cancel is not None and cancel.is_set()):
+                time.sleep(backoff_s * 2 ** (attempt - 1))
+                continue
+            return Outcome(
+                index, app.state, attempt, time.perf_counter() - started, exc, traceback.format_exc()
+            )
+
+
+async def arun_task(
+    graph: RunnableGraph,
+    state: State,
+    inputs: Mapping[str, Any],
+    app_id: str,
+    index: int,
+    parent: ApplicationContext | None,
+    retries: int = 0,
+    backoff_s: float = 0.0,
+    cancel: threading.Event | None = None,
+) -> Outcome:
+    """`run_task` on an event loop: awaits the sub-application and sleeps without blocking."""
+    started = time.perf_counter()
+    attempt = 0
+    while True:
+        attempt += 1
+        app = Application(
+            graph.graph,
+            state,
+            graph.entrypoint,
+            app_id=app_id,
+            partition_key=parent.partition_key if parent else None,
+            parent=parent,
+            executor=parent.executor if parent else None,
+        )
+        try:
+            final = (await app.arun(halt_after=graph.halt_after, inputs=inputs))[2]
+            return Outcome(index, final, attempt, time.perf_counter() - started)
+        except Exception as exc:
+            if attempt <= retries and not (cancel is not None and cancel.is_set()):
+                await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
+                continue
+            return Outcome(
+                index, app.state, attempt, time.perf_counter() - started, exc, traceback.format_exc()
+            )
+
+
+def _run_coroutine(coro: Any) -> Any:
+    """Run ``coro`` to completion from sync code, even where an event loop is already running.
+
+    Jupyter runs one in the main thread, where ``asyncio.run`` refuses to start;
+    there the coroutine runs on a fresh loop in a short-lived thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="nbflow-async-bridge")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
