@@ -29,3 +29,41 @@ def nothing_left_running():
     while (leaked := _leftovers(before)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not leaked, f"the test left running: {', '.join(leaked)}"
+
+
+def pytest_configure(config):
+    # Worker processes (loky) import test modules by name to unpickle module-level actions;
+    # pytest puts the test folders on the parent's sys.path only, so pass them on.
+    import os
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    folders = [
+        str(tests),
+        *(str(p) for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))),
+    ]
+    os.environ["PYTHONPATH"] = os.pathsep.join([*folders, os.environ.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
+
+
+EXECUTORS = ["sequential", "threads", "processes", "async"]
+
+
+@pytest.fixture(params=EXECUTORS)
+def executor_name(request):
+    """Each executor name in turn; process pools are shut down afterwards so none outlives the test."""
+    yield request.param
+    if request.param == "processes":
+        from nbflow import MultiProcessExecutor
+
+        MultiProcessExecutor().shutdown()
+
+
+@pytest.fixture
+def shutdown_processes():
+    """Stop loky's reusable workers after a test that starts them."""
+    yield
+    from nbflow import MultiProcessExecutor
+
+    MultiProcessExecutor().shutdown()

@@ -285,10 +285,10 @@ class _Run:
         try:
             for raw in results:
                 sub = self._accept(raw)
-                if self.failure is not None or self.cancel.is_set():
-                    return
                 if sub is not None:
                     yield sub
+                if self.failure is not None or self.cancel.is_set():
+                    return
         except KeyboardInterrupt:
             self.interrupted = True
         finally:
@@ -301,10 +301,10 @@ class _Run:
         try:
             async for raw in results:
                 sub = self._accept(raw)
-                if self.failure is not None or self.cancel.is_set():
-                    return
                 if sub is not None:
                     yield sub
+                if self.failure is not None or self.cancel.is_set():
+                    return
         finally:
             self.cancel.set()
             await results.aclose()
