@@ -23,6 +23,7 @@ __all__ = [
     "TaskFailed",
     "TasksCancelled",
     "TaskPicklingError",
+    "PersistenceError",
 ]
 
 
@@ -102,3 +103,7 @@ class TasksCancelled(_PartialResults):
 
 class TaskPicklingError(NbflowError, TypeError):
     """A task, or a result, could not be sent across a process boundary."""
+
+
+class PersistenceError(NbflowError, OSError):
+    """A persister, cache or tracker could not read or write its storage."""

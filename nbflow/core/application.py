@@ -17,8 +17,9 @@ from typing import Any
 from nbflow.core.actions import Action, ApplicationContext, declared
 from nbflow.core.graph import Graph, _GraphAssembly
 from nbflow.core.hooks import LifecycleHook, afire, fire
+from nbflow.core.persistence import PersisterProtocol, PersistHook, resume_point
 from nbflow.core.state import State
-from nbflow.core.step import arun_step, run_step
+from nbflow.core.step import StepOutcome, aexecute_step, execute_step
 from nbflow.errors import AsyncActionError, GraphError, HaltError
 
 __all__ = ["Application", "ApplicationBuilder"]
@@ -115,11 +116,14 @@ class Application:
     # -- one step --------------------------------------------------------------------------
 
     def _begin(
-        self, inputs: Mapping[str, Any] | None
+        self, inputs: Mapping[str, Any] | None, sync: bool
     ) -> tuple[Action, Callable[[], ApplicationContext], float] | None:
         act = self._next
         if act is None:
             return None
+        if sync and act.is_async:
+            msg = f"Action {act.name!r} is async; run the application with `await app.astep()`, `await app.arun(...)` or `async for ... in app.aiterate(...)`."
+            raise AsyncActionError(msg)
         if self.hooks:
             fire(
                 self.hooks,
@@ -132,20 +136,40 @@ class Application:
             )
         return act, functools.partial(self.context, act), time.perf_counter()
 
-    def _fail(self, act: Action, exc: BaseException) -> None:
-        if hasattr(exc, "add_note"):
-            exc.add_note(
-                f"nbflow: raised in action {act.name!r}, step {self._sequence_id} of application {self.app_id!r}; app.state still holds the state from before this step."
-            )
-
-    def _commit(self, act: Action, state: State) -> None:
-        self._state = state
+    def _after(
+        self, act: Action, started: float, outcome: StepOutcome | None, exc: BaseException | None
+    ) -> dict:
+        """Commit a finished step (or annotate a failed one); return the post_step hook arguments."""
+        seq = self._sequence_id
+        event = dict(app=self, action=act, sequence_id=seq, duration_s=time.perf_counter() - started)
+        if exc is not None:
+            if hasattr(exc, "add_note"):
+                exc.add_note(
+                    f"nbflow: raised in action {act.name!r}, step {seq} of application {self.app_id!r}; app.state still holds the state from before this step."
+                )
+            return {
+                **event,
+                "state": self._state,
+                "result": None,
+                "exception": exc,
+                "written": {},
+                "deleted": [],
+            }
+        self._state = outcome.state
         self._sequence_id += 1
         try:
-            self._next = self.graph.next_action(act.name, state)
+            self._next = self.graph.next_action(act.name, outcome.state)
         except Exception:
             self._next = None
             raise
+        return {
+            **event,
+            "state": outcome.state,
+            "result": outcome.result,
+            "exception": None,
+            "written": outcome.written,
+            "deleted": outcome.deleted,
+        }
 
     def step(self, inputs: Mapping[str, Any] | None = None) -> StepResult | None:
         """Run the next action: ``(action, result, new_state)``, or None if the graph has halted.
@@ -153,84 +177,39 @@ class Application:
         Raises:
             AsyncActionError: the next action is async (use `astep`).
         """
-        begun = self._begin(inputs)
+        begun = self._begin(inputs, sync=True)
         if begun is None:
             return None
         act, ctx, started = begun
-        if act.is_async:
-            msg = f"Action {act.name!r} is async; run the application with `await app.astep()`, `await app.arun(...)` or `async for ... in app.aiterate(...)`."
-            raise AsyncActionError(msg)
-        seq = self._sequence_id
         try:
-            result, state = run_step(act, self._state, inputs, ctx)
+            outcome = execute_step(act, self._state, inputs, ctx)
         except BaseException as exc:
-            self._fail(act, exc)
+            event = self._after(act, started, None, exc)
             if self.hooks:
-                fire(
-                    self.hooks,
-                    "post_step",
-                    app=self,
-                    action=act,
-                    state=self._state,
-                    result=None,
-                    exception=exc,
-                    sequence_id=seq,
-                    duration_s=time.perf_counter() - started,
-                )
+                fire(self.hooks, "post_step", **event)
             raise
-        self._commit(act, state)
+        event = self._after(act, started, outcome, None)
         if self.hooks:
-            fire(
-                self.hooks,
-                "post_step",
-                app=self,
-                action=act,
-                state=state,
-                result=result,
-                exception=None,
-                sequence_id=seq,
-                duration_s=time.perf_counter() - started,
-            )
-        return act, result, state
+            fire(self.hooks, "post_step", **event)
+        return act, outcome.result, outcome.state
 
     async def astep(self, inputs: Mapping[str, Any] | None = None) -> StepResult | None:
         """`step` for async code: awaits async actions and runs sync ones inline."""
-        begun = self._begin(inputs)
+        begun = self._begin(inputs, sync=False)
         if begun is None:
             return None
         act, ctx, started = begun
-        seq = self._sequence_id
         try:
-            result, state = await arun_step(act, self._state, inputs, ctx)
+            outcome = await aexecute_step(act, self._state, inputs, ctx)
         except BaseException as exc:
-            self._fail(act, exc)
+            event = self._after(act, started, None, exc)
             if self.hooks:
-                await afire(
-                    self.hooks,
-                    "post_step",
-                    app=self,
-                    action=act,
-                    state=self._state,
-                    result=None,
-                    exception=exc,
-                    sequence_id=seq,
-                    duration_s=time.perf_counter() - started,
-                )
+                await afire(self.hooks, "post_step", **event)
             raise
-        self._commit(act, state)
+        event = self._after(act, started, outcome, None)
         if self.hooks:
-            await afire(
-                self.hooks,
-                "post_step",
-                app=self,
-                action=act,
-                state=state,
-                result=result,
-                exception=None,
-                sequence_id=seq,
-                duration_s=time.perf_counter() - started,
-            )
-        return act, result, state
+            await afire(self.hooks, "post_step", **event)
+        return act, outcome.result, outcome.state
 
     # -- many steps ------------------------------------------------------------------------
 
@@ -420,6 +399,9 @@ class ApplicationBuilder(_GraphAssembly):
         self._partition_key: str | None = None
         self._hooks: list[LifecycleHook] = []
         self._executor: Any = None
+        self._persister: Any = None
+        self._tracker: LifecycleHook | None = None
+        self._initialize: tuple[Any, bool, Any, str | None] | None = None
 
     def with_graph(self, graph: Graph) -> ApplicationBuilder:
         """Start from a prebuilt `Graph`; more actions and transitions may still be added."""
@@ -464,6 +446,52 @@ class ApplicationBuilder(_GraphAssembly):
         self._executor = executor
         return self
 
+    def with_persister(self, persister: PersisterProtocol) -> ApplicationBuilder:
+        """Save the state after every step (and pass the persister down to sub-applications).
+
+        Example:
+            >>> from nbflow.persistence import InMemoryPersister
+            >>> builder = ApplicationBuilder().with_persister(InMemoryPersister())
+        """
+        if not isinstance(persister, PersisterProtocol):
+            msg = f"with_persister() takes a persister (nbflow.SQLitePersister(path), InMemoryPersister(), or an object with save/load/list_app_ids); got {type(persister).__name__}."
+            raise TypeError(msg)
+        self._persister = persister
+        return self
+
+    def initialize_from(
+        self,
+        persister: PersisterProtocol,
+        resume_at_next_action: bool = True,
+        default_state: State | Mapping[str, Any] | None = None,
+        default_entrypoint: str | None = None,
+    ) -> ApplicationBuilder:
+        """Start from the latest saved step of this app id (and partition key), or from the defaults.
+
+        Args:
+            persister: where to look.
+            resume_at_next_action: go on after the saved step (a failed step is
+                run again); if false, start at ``default_entrypoint`` with the saved state.
+            default_state: the state of a first run, when nothing is saved.
+            default_entrypoint: the entrypoint of a first run (defaults to ``with_entrypoint``).
+
+        With no app id given, the most recent application of the partition key is resumed.
+        Loading does not save: add ``with_persister`` for that.
+        """
+        if not isinstance(persister, PersisterProtocol):
+            msg = f"initialize_from() takes a persister with save/load/list_app_ids; got {type(persister).__name__}."
+            raise TypeError(msg)
+        self._initialize = (persister, resume_at_next_action, default_state, default_entrypoint)
+        return self
+
+    def with_tracker(self, tracker: LifecycleHook) -> ApplicationBuilder:
+        """Record every step with ``tracker`` (for example `nbflow.LocalTracker`), sub-applications too."""
+        if not isinstance(tracker, LifecycleHook):
+            msg = f"with_tracker() takes a tracker such as nbflow.LocalTracker(project); got {type(tracker).__name__}."
+            raise TypeError(msg)
+        self._tracker = tracker
+        return self
+
     def with_hooks(self, *hooks: LifecycleHook) -> ApplicationBuilder:
         """Attach `LifecycleHook` instances, called in the order given."""
         for hook in hooks:
@@ -480,23 +508,61 @@ class ApplicationBuilder(_GraphAssembly):
             GraphError: no entrypoint, an unknown one, or a key that nothing provides.
         """
         graph = self._build_graph()
-        if self._entrypoint is None:
-            msg = f"The application has no entrypoint. Call .with_entrypoint(name) with one of {sorted(graph.actions)}."
-            raise GraphError(msg)
-        graph.check_name(self._entrypoint, "with_entrypoint()")
-        self._check_keys_provided(graph)
+        state, entrypoint, app_id, sequence_id = self._state, self._entrypoint, self._app_id, 0
+        restored = self._restore(graph)
+        if restored is not None:
+            state, entrypoint, app_id, sequence_id = restored
+        else:
+            if self._initialize is not None:
+                _, _, default_state, default_entrypoint = self._initialize
+                state = state.merge(default_state) if default_state is not None else state
+                entrypoint = default_entrypoint or entrypoint
+            if entrypoint is None:
+                msg = f"The application has no entrypoint. Call .with_entrypoint(name) with one of {sorted(graph.actions)}."
+                raise GraphError(msg)
+            graph.check_name(entrypoint, "with_entrypoint()")
+        self._check_keys_provided(graph, state)
+        hooks = list(self._hooks)
+        if self._persister is not None:
+            hooks.append(PersistHook(self._persister))
+        if self._tracker is not None:
+            hooks.append(self._tracker)
         return Application(
             graph,
-            self._state,
-            self._entrypoint,
-            app_id=self._app_id or str(uuid.uuid4()),
+            state,
+            entrypoint,
+            app_id=app_id or str(uuid.uuid4()),
             partition_key=self._partition_key,
-            hooks=self._hooks,
+            hooks=hooks,
+            sequence_id=sequence_id,
             executor=self._executor,
+            persister=self._persister,
+            tracker=self._tracker,
         )
 
-    def _check_keys_provided(self, graph: Graph) -> None:
-        provided = set(self._state) | graph.keys_written()
+    def _restore(self, graph: Graph) -> tuple[State, str | None, str, int] | None:
+        if self._initialize is None:
+            return None
+        persister, resume, default_state, default_entrypoint = self._initialize
+        record = persister.load(self._partition_key, self._app_id)
+        if record is None:
+            if default_state is None and default_entrypoint is None and self._entrypoint is None:
+                known = persister.list_app_ids(self._partition_key)
+                msg = f"initialize_from() found no saved state for app id {self._app_id!r} (partition key {self._partition_key!r}) and has no defaults to start from. Pass default_state=... and default_entrypoint=... for a first run, or use a saved app id: {known[:10]}."
+                raise GraphError(msg)
+            return None
+        if resume:
+            next_action, sequence_id = resume_point(graph, record)
+            return record.state, next_action.name if next_action else None, record.app_id, sequence_id
+        entrypoint = default_entrypoint or self._entrypoint
+        if entrypoint is None:
+            msg = "initialize_from(resume_at_next_action=False) starts over at default_entrypoint; pass one, or call .with_entrypoint(name)."
+            raise GraphError(msg)
+        graph.check_name(entrypoint, "initialize_from(default_entrypoint=...)")
+        return record.state, entrypoint, record.app_id, record.sequence_id + 1
+
+    def _check_keys_provided(self, graph: Graph, state: State) -> None:
+        provided = set(state) | graph.keys_written()
         for name, act in graph.actions.items():
             for key in declared(act, "reads"):
                 if key not in provided:

@@ -50,9 +50,15 @@ class LifecycleHook:
         exception: BaseException | None,
         sequence_id: int,
         duration_s: float,
+        written: dict,
+        deleted: list,
         **kwargs: Any,
     ) -> None:
-        """After step ``sequence_id``: ``state`` is the new state, or the old one if it raised."""
+        """After step ``sequence_id``: ``state`` is the new state (the old one if it raised).
+
+        ``written`` maps the keys the step set to their new values; ``deleted`` lists
+        the keys it removed.
+        """
 
 
 def fire(hooks: Sequence[LifecycleHook], method: str, **kwargs: Any) -> None:

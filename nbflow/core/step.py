@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from nbflow.core.actions import Action, ApplicationContext, check_function_result, declared
 from nbflow.core.state import State, _Scope, apply_changes, known_keys, written_by
 from nbflow.errors import ActionContractError, ActionReturnTypeError
 
-__all__ = ["run_step", "arun_step"]
+__all__ = ["StepOutcome", "execute_step", "aexecute_step", "run_step", "arun_step"]
 
 
 def _prepare(act: Action, state: State) -> tuple[State, list[str]]:
@@ -31,7 +31,9 @@ def _prepare(act: Action, state: State) -> tuple[State, list[str]]:
     return scope.view(state, (*reads, *writes)), writes
 
 
-def _finish(act: Action, state: State, view: State, new: Any, writes: list[str]) -> tuple[dict, State]:
+def _finish(
+    act: Action, state: State, view: State, new: Any, writes: list[str]
+) -> tuple[dict, list[str], State]:
     if not isinstance(new, State):
         msg = f"Action {act.name!r}: update() returned {type(new).__name__}; it must return a State, e.g. `return state.update(**result)`."
         raise ActionReturnTypeError(msg)
@@ -40,7 +42,7 @@ def _finish(act: Action, state: State, view: State, new: Any, writes: list[str])
     if undeclared:
         msg = f"Action {act.name!r} wrote {undeclared[0]!r}, which is not among its writes {writes}. Add {undeclared[0]!r} to writes=[...] in its declaration, or stop writing it."
         raise ActionContractError(msg)
-    return changed, apply_changes(state, changed, deleted)
+    return changed, deleted, apply_changes(state, changed, deleted)
 
 
 def _check_result(act: Action, result: Any) -> dict:
@@ -57,13 +59,22 @@ def _outcome(act: Action, view: State, out: Any) -> tuple[dict | None, State]:
     return result, act.update(result, view)
 
 
-def run_step(
+class StepOutcome(NamedTuple):
+    """What one step did: its result, the new state, and the keys it wrote and deleted."""
+
+    result: dict
+    state: State
+    written: dict
+    deleted: list[str]
+
+
+def execute_step(
     act: Action,
     state: State,
     inputs: Mapping[str, Any] | None = None,
     context: ApplicationContext | Callable[[], ApplicationContext] | None = None,
-) -> tuple[dict, State]:
-    """Run a synchronous ``act`` on ``state``: ``(result, new_state)``.
+) -> StepOutcome:
+    """Run a synchronous ``act`` on ``state``.
 
     For a function action the result is the dict it returned beside its state,
     or else the values of the keys it wrote.
@@ -71,22 +82,38 @@ def run_step(
     kwargs = act.resolve_inputs(inputs, context)
     view, writes = _prepare(act, state)
     result, new = _outcome(act, view, act._callable()(view, **kwargs))
-    changed, new_state = _finish(act, state, view, new, writes)
-    return (result if result is not None else changed), new_state
+    changed, deleted, new_state = _finish(act, state, view, new, writes)
+    return StepOutcome(result if result is not None else changed, new_state, changed, deleted)
 
 
-async def arun_step(
+async def aexecute_step(
     act: Action,
     state: State,
     inputs: Mapping[str, Any] | None = None,
     context: ApplicationContext | Callable[[], ApplicationContext] | None = None,
-) -> tuple[dict, State]:
-    """`run_step` for the async API: awaits async actions, runs sync ones inline."""
+) -> StepOutcome:
+    """`execute_step` for the async API: awaits async actions, runs sync ones inline."""
     kwargs = act.resolve_inputs(inputs, context)
     view, writes = _prepare(act, state)
     out = act._acallable()(view, **kwargs)
     if inspect.isawaitable(out):
         out = await out
     result, new = _outcome(act, view, out)
-    changed, new_state = _finish(act, state, view, new, writes)
-    return (result if result is not None else changed), new_state
+    changed, deleted, new_state = _finish(act, state, view, new, writes)
+    return StepOutcome(result if result is not None else changed, new_state, changed, deleted)
+
+
+def run_step(
+    act: Action, state: State, inputs: Mapping[str, Any] | None = None, context: Any = None
+) -> tuple[dict, State]:
+    """Run ``act`` on ``state``: ``(result, new_state)``."""
+    outcome = execute_step(act, state, inputs, context)
+    return outcome.result, outcome.state
+
+
+async def arun_step(
+    act: Action, state: State, inputs: Mapping[str, Any] | None = None, context: Any = None
+) -> tuple[dict, State]:
+    """`run_step` for the async API."""
+    outcome = await aexecute_step(act, state, inputs, context)
+    return outcome.result, outcome.state

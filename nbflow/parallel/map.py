@@ -98,6 +98,14 @@ class TaskBasedParallelAction(Action):
         """Where the tasks run: an executor, a name such as ``"processes"``, or None to inherit."""
         return None
 
+    def persister(self, context: ApplicationContext | None) -> Any:
+        """The sub-applications' persister: ``"cascade"`` (the parent's, the default), None, or a persister."""
+        return "cascade"
+
+    def tracker(self, context: ApplicationContext | None) -> Any:
+        """The sub-applications' tracker: ``"cascade"`` (the parent's, the default), None, or a tracker."""
+        return "cascade"
+
     # -- cancel ------------------------------------------------------------------------------
 
     def cancel(self) -> None:
@@ -193,7 +201,7 @@ class _Run:
         self.owner = owner
         self.name = owner.name or type(owner).__name__
         self.state = state
-        self.context = context
+        self.context = _for_sub_applications(owner, context)
         self.inputs = inputs
         self.executor = executor
         self.pending: dict[int, SubGraphTask] = {}
@@ -272,6 +280,7 @@ class _Run:
             duration_s=outcome.duration_s,
             error=outcome.error,
             traceback=outcome.traceback,
+            resumed=outcome.resumed,
         )
         if outcome.error is not None and self.owner.on_error == "raise":
             self.failure = (task, outcome)
@@ -331,6 +340,22 @@ class _Run:
             msg = f"{type(self.owner).__name__}.reduce() of {self.name!r} returned {type(result).__name__}; it must return a State, e.g. `return state.update(results=...)`."
             raise ActionReturnTypeError(msg)
         return result
+
+
+def _for_sub_applications(
+    owner: TaskBasedParallelAction, context: ApplicationContext | None
+) -> ApplicationContext | None:
+    """The parent context the tasks run under, with the action's persister and tracker choices."""
+    if context is None:
+        return None
+    chosen = {}
+    for hook in ("persister", "tracker"):
+        value = getattr(owner, hook)
+        if inspect.ismethod(value):  # the hook method, rather than an object set on the instance
+            value = value(context)
+        if value != "cascade":
+            chosen[hook] = value
+    return dataclasses.replace(context, **chosen) if chosen else context
 
 
 def _replace_executor(context: ApplicationContext | None, executor: Any) -> ApplicationContext | None:

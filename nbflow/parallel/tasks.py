@@ -27,6 +27,7 @@ from typing import Any
 from nbflow.core.actions import Action, ApplicationContext, as_action, declared
 from nbflow.core.application import Application
 from nbflow.core.graph import Graph
+from nbflow.core.persistence import PersistHook, resume_point
 from nbflow.core.state import State
 from nbflow.errors import GraphError
 
@@ -199,7 +200,11 @@ class SubGraphTask:
 
 @dataclass(frozen=True)
 class TaskInfo:
-    """Which task produced a `TaskState`, and how it went."""
+    """Which task produced a `TaskState`, and how it went.
+
+    ``resumed`` is true when the task was finished by an earlier run and its final
+    state was loaded from the persister rather than computed again.
+    """
 
     index: int
     application_id: str
@@ -209,6 +214,7 @@ class TaskInfo:
     duration_s: float
     error: BaseException | None = None
     traceback: str | None = None
+    resumed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -249,6 +255,43 @@ class Outcome:
     traceback: str | None = None
     cancelled: bool = False
     changes: tuple[dict, list[str]] | None = None
+    resumed: bool = False
+
+
+def _task_app(
+    graph: RunnableGraph, state: State, app_id: str, parent: ApplicationContext | None
+) -> Application | State:
+    """The sub-application for a task, resumed from the cascaded persister if it saved steps.
+
+    Returns the saved final state instead when an earlier run already finished the task.
+    """
+    persister = parent.persister if parent else None
+    tracker = parent.tracker if parent else None
+    partition_key = parent.partition_key if parent else None
+    entrypoint, sequence_id = graph.entrypoint, 0
+    if persister is not None:
+        record = persister.load(partition_key, app_id)
+        if record is not None:
+            next_action, sequence_id = resume_point(graph.graph, record)
+            if next_action is None or (record.status == "completed" and record.position in graph.halt_after):
+                return record.state
+            state, entrypoint = record.state, next_action.name
+    hooks: list = [PersistHook(persister)] if persister is not None else []
+    if tracker is not None:
+        hooks.append(tracker)
+    return Application(
+        graph.graph,
+        state,
+        entrypoint,
+        app_id=app_id,
+        partition_key=partition_key,
+        hooks=hooks,
+        sequence_id=sequence_id,
+        parent=parent,
+        executor=parent.executor if parent else None,
+        persister=persister,
+        tracker=tracker,
+    )
 
 
 def run_task(
@@ -262,22 +305,21 @@ def run_task(
     backoff_s: float = 0.0,
     cancel: threading.Event | None = None,
 ) -> Outcome:
-    """Run one task to its halt point, retrying failures with exponential backoff."""
+    """Run one task to its halt point, retrying failures with exponential backoff.
+
+    With a persister cascaded from the parent, a task an earlier run finished is
+    loaded instead of run (``resumed=True``), and one it left half-way goes on
+    from its last saved step.
+    """
     if cancel is not None and cancel.is_set():
         return Outcome(index, None, 0, 0.0, cancelled=True)
     started = time.perf_counter()
     attempt = 0
     while True:
+        app = _task_app(graph, state, app_id, parent)
+        if isinstance(app, State):
+            return Outcome(index, app, attempt, time.perf_counter() - started, resumed=True)
         attempt += 1
-        app = Application(
-            graph.graph,
-            state,
-            graph.entrypoint,
-            app_id=app_id,
-            partition_key=parent.partition_key if parent else None,
-            parent=parent,
-            executor=parent.executor if parent else None,
-        )
         try:
             if graph.is_async:
                 final = _run_coroutine(app.arun(halt_after=graph.halt_after, inputs=inputs))[2]
@@ -308,16 +350,10 @@ async def arun_task(
     started = time.perf_counter()
     attempt = 0
     while True:
+        app = _task_app(graph, state, app_id, parent)
+        if isinstance(app, State):
+            return Outcome(index, app, attempt, time.perf_counter() - started, resumed=True)
         attempt += 1
-        app = Application(
-            graph.graph,
-            state,
-            graph.entrypoint,
-            app_id=app_id,
-            partition_key=parent.partition_key if parent else None,
-            parent=parent,
-            executor=parent.executor if parent else None,
-        )
         try:
             final = (await app.arun(halt_after=graph.halt_after, inputs=inputs))[2]
             return Outcome(index, final, attempt, time.perf_counter() - started)
