@@ -32,11 +32,23 @@ from nbflow.errors import (
     MissingDependencyError,
     MissingInputError,
     NbflowError,
+    NotRecordedError,
+    PersistenceError,
+    SerializationError,
     StateKeyError,
     TaskFailed,
     TaskPicklingError,
     TasksCancelled,
     UnknownExecutorError,
+)
+from nbflow.persistence import (
+    InMemoryPersister,
+    LocalTracker,
+    ResultCache,
+    SQLitePersister,
+    history,
+    register_serde,
+    state_at,
 )
 from nbflow.parallel import (
     AsyncExecutor,
@@ -83,9 +95,12 @@ __all__ = [
     # executors
     "Executor", "SequentialExecutor", "MultiThreadedExecutor", "MultiProcessExecutor",
     "AsyncExecutor", "DaskExecutor", "RayExecutor", "register_executor",
+    # persistence, caching and tracking
+    "SQLitePersister", "InMemoryPersister", "ResultCache", "LocalTracker", "history", "state_at",
+    "register_serde",
     # errors
     "NbflowError", "StateKeyError", "ActionContractError", "MissingInputError",
     "ActionReturnTypeError", "GraphError", "ConditionError", "AsyncActionError", "HaltError",
     "UnknownExecutorError", "MissingDependencyError", "TaskFailed", "TasksCancelled",
-    "TaskPicklingError",
+    "TaskPicklingError", "PersistenceError", "SerializationError", "NotRecordedError",
 ]  # fmt: skip

@@ -24,6 +24,7 @@ __all__ = [
     "TasksCancelled",
     "TaskPicklingError",
     "PersistenceError",
+    "SerializationError",
 ]
 
 
@@ -107,3 +108,14 @@ class TaskPicklingError(NbflowError, TypeError):
 
 class PersistenceError(NbflowError, OSError):
     """A persister, cache or tracker could not read or write its storage."""
+
+
+class SerializationError(NbflowError, TypeError):
+    """A value could not be turned into JSON, or stored JSON could not be turned back into a value."""
+
+
+class NotRecordedError(NbflowError, KeyError):
+    """A tracker or persister has no record of the application or step asked for."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -16,10 +16,12 @@ failing task with exponential backoff first.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import inspect
 import pickle
 import threading
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
@@ -27,6 +29,7 @@ from nbflow.core.actions import Action, ApplicationContext
 from nbflow.core.state import State, apply_changes
 from nbflow.errors import ActionReturnTypeError, TaskFailed, TasksCancelled
 from nbflow.parallel.executors import Executor, resolve_executor
+from nbflow.persistence.cache import as_cache
 from nbflow.parallel.shipping import Packer, run_shipped
 from nbflow.parallel.signatures import call_declared
 from nbflow.parallel.tasks import (
@@ -45,6 +48,7 @@ __all__ = ["TaskBasedParallelAction", "MapActionsAndStates", "MapStates", "MapAc
 _HOOK_ARGS = {1: ("state",), 2: ("state", "context"), 3: ("state", "context", "inputs")}
 _REDUCE_ARGS = {1: ("states",), 2: ("state", "states")}
 _ON_ERROR = ("raise", "record")
+_ABSENT = object()
 
 
 class TaskBasedParallelAction(Action):
@@ -61,14 +65,23 @@ class TaskBasedParallelAction(Action):
         retries: how many times to retry a failing task before giving up on it.
         retry_backoff_s: the delay before the first retry, doubled for each next one.
         executor: where the tasks run; overrides the application's executor.
+        cache: skip tasks computed before: True (a ``.nbflow-cache`` folder in the
+            working directory), a directory, a persister, or a `ResultCache`.
     """
 
     on_error: str = "raise"
     retries: int = 0
     retry_backoff_s: float = 0.1
+    cache: Any = None
 
     def __init__(
-        self, *, on_error: str = "raise", retries: int = 0, retry_backoff_s: float = 0.1, executor: Any = None
+        self,
+        *,
+        on_error: str = "raise",
+        retries: int = 0,
+        retry_backoff_s: float = 0.1,
+        executor: Any = None,
+        cache: Any = None,
     ):
         if on_error not in _ON_ERROR:
             msg = f"{type(self).__name__}(on_error={on_error!r}): on_error is 'raise' (stop at the first failure) or 'record' (keep going; failed tasks reach reduce)."
@@ -81,6 +94,7 @@ class TaskBasedParallelAction(Action):
         self.retry_backoff_s = retry_backoff_s
         if executor is not None:
             self.executor = executor
+        self.cache = as_cache(cache)
 
     # -- what subclasses implement -----------------------------------------------------------
 
@@ -205,6 +219,10 @@ class _Run:
         self.inputs = inputs
         self.executor = executor
         self.pending: dict[int, SubGraphTask] = {}
+        self.cache = as_cache(owner.cache)
+        self.cache_keys: dict[int, str] = {}
+        # Cached results, found while tasks are produced (possibly on an executor's thread).
+        self.ready: collections.deque[TaskState] = collections.deque()
         self.finished = 0
         self.dropped = 0
         self.failure: tuple[SubGraphTask, Outcome] | None = None
@@ -241,8 +259,35 @@ class _Run:
             task.index = position
             if task.application_id is None:
                 task.application_id = task_app_id(parent_id, seq, self.name, position)
+            if self.cache is not None and self._from_cache(task):
+                continue
             self.pending[position] = task
             yield task
+
+    def _from_cache(self, task: SubGraphTask) -> bool:
+        key = self.cache.key(task.graph, task.inputs, task.state)
+        written = self.cache.get(key)
+        if written is None:
+            self.cache_keys[task.index] = key
+            return False
+        self.finished += 1
+        self.ready.append(TaskState.of(task.state.update(**written), _info(task, attempts=0, cached=True)))
+        return True
+
+    def _to_cache(self, task: SubGraphTask, outcome: Outcome) -> None:
+        key = self.cache_keys.pop(task.index, None)
+        if key is None or outcome.error is not None:
+            return
+        written = {k: v for k, v in outcome.state._raw().items() if task.state.get(k, _ABSENT) is not v}
+        try:
+            self.cache.put(key, written, task.graph.name)
+        except Exception as exc:
+            # The result is in hand; failing to cache it must not lose it.
+            warnings.warn(f"Task {task.index} of {self.name!r} was not cached: {exc}", stacklevel=2)
+
+    def _drain(self) -> Iterator[TaskState]:
+        while self.ready:
+            yield self.ready.popleft()
 
     def _calls(self) -> tuple[Callable, Iterator[tuple]]:
         parent = self.context
@@ -271,17 +316,16 @@ class _Run:
         if outcome.cancelled:
             self.dropped += 1
             return None
-        info = TaskInfo(
-            index=outcome.index,
-            application_id=task.application_id,
-            action=task.graph.name,
-            inputs=task.inputs,
+        info = _info(
+            task,
             attempts=outcome.attempts,
             duration_s=outcome.duration_s,
             error=outcome.error,
             traceback=outcome.traceback,
             resumed=outcome.resumed,
         )
+        if self.cache is not None:
+            self._to_cache(task, outcome)
         if outcome.error is not None and self.owner.on_error == "raise":
             self.failure = (task, outcome)
             return None
@@ -293,11 +337,13 @@ class _Run:
         results = self.executor.map_unordered(fn, items)
         try:
             for raw in results:
+                yield from self._drain()
                 sub = self._accept(raw)
                 if sub is not None:
                     yield sub
                 if self.failure is not None or self.cancel.is_set():
                     return
+            yield from self._drain()
         except KeyboardInterrupt:
             self.interrupted = True
         finally:
@@ -309,11 +355,15 @@ class _Run:
         results = self.executor.amap_unordered(fn, items)
         try:
             async for raw in results:
+                for cached in self._drain():
+                    yield cached
                 sub = self._accept(raw)
                 if sub is not None:
                     yield sub
                 if self.failure is not None or self.cancel.is_set():
                     return
+            for cached in self._drain():
+                yield cached
         finally:
             self.cancel.set()
             await results.aclose()
@@ -340,6 +390,16 @@ class _Run:
             msg = f"{type(self.owner).__name__}.reduce() of {self.name!r} returned {type(result).__name__}; it must return a State, e.g. `return state.update(results=...)`."
             raise ActionReturnTypeError(msg)
         return result
+
+
+def _info(task: SubGraphTask, **fields: Any) -> TaskInfo:
+    return TaskInfo(
+        index=task.index,
+        application_id=task.application_id,
+        action=task.graph.name,
+        inputs=task.inputs,
+        **{"duration_s": 0.0, **fields},
+    )
 
 
 def _for_sub_applications(

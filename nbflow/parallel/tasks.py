@@ -203,7 +203,8 @@ class TaskInfo:
     """Which task produced a `TaskState`, and how it went.
 
     ``resumed`` is true when the task was finished by an earlier run and its final
-    state was loaded from the persister rather than computed again.
+    state was loaded from the persister rather than computed again; ``cached``
+    when the result cache already held it.
     """
 
     index: int
@@ -215,6 +216,7 @@ class TaskInfo:
     error: BaseException | None = None
     traceback: str | None = None
     resumed: bool = False
+    cached: bool = False
 
     @property
     def ok(self) -> bool:

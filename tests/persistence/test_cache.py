@@ -1,0 +1,230 @@
+"""The result cache on map actions: hits, invalidation by code change, failures, restarts."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from nbflow import ApplicationBuilder, InMemoryPersister, MapStates, ResultCache, action
+
+RUNS = []
+
+
+@action(reads=["x"], writes=["y"])
+def square(state):
+    RUNS.append(state["x"])
+    return state.update(y=state["x"] ** 2)
+
+
+@action(reads=["x"], writes=["y"])
+def fails_on_odd(state):
+    RUNS.append(state["x"])
+    if state["x"] % 2:
+        raise ValueError("odd")
+    return state.update(y=state["x"] ** 2)
+
+
+class Points(MapStates):
+    reads, writes = ["xs"], ["rows"]
+
+    def __init__(self, fn=square, **options):
+        super().__init__(**options)
+        self.fn = fn
+
+    def action(self):
+        return self.fn
+
+    def states(self, state):
+        for x in state["xs"]:
+            yield state.update(x=x)
+
+    def reduce(self, state, states):
+        rows = sorted((s["x"], s.get("y"), s.task.cached, s.task.ok) for s in states)
+        return state.update(rows=rows)
+
+
+@pytest.fixture(autouse=True)
+def _clear_runs():
+    RUNS.clear()
+
+
+def _run(xs, cache, fn=square, executor="threads", **options):
+    app = (
+        ApplicationBuilder()
+        .with_actions(points=Points(fn, cache=cache, **options))
+        .with_state(xs=xs)
+        .with_entrypoint("points")
+        .with_executor(executor)
+        .build()
+    )
+    return app.run()[2]["rows"]
+
+
+def test_cache_second_run_loads_every_point(tmp_path):
+    """Running the same points again computes nothing and marks them cached."""
+    cache = ResultCache(tmp_path / "cache")
+    assert _run([1, 2, 3], cache) == [(1, 1, False, True), (2, 4, False, True), (3, 9, False, True)]
+    RUNS.clear()
+    assert _run([1, 2, 3], cache) == [(1, 1, True, True), (2, 4, True, True), (3, 9, True, True)]
+    assert RUNS == []
+
+
+def test_cache_computes_only_new_points(tmp_path):
+    """Adding points to a cached sweep runs just the new ones."""
+    cache = ResultCache(tmp_path / "cache")
+    _run([1, 2], cache)
+    RUNS.clear()
+    rows = _run([1, 2, 3, 4], cache)
+    assert sorted(RUNS) == [3, 4] and [r[2] for r in rows] == [True, True, False, False]
+
+
+def test_cache_failed_points_are_not_cached(tmp_path):
+    """A point that failed is computed again on the next run."""
+    cache = ResultCache(tmp_path / "cache")
+    _run([0, 1, 2, 3], cache, fails_on_odd, on_error="record")
+    RUNS.clear()
+    _run([0, 1, 2, 3], cache, fails_on_odd, on_error="record")
+    assert sorted(RUNS) == [1, 3]
+
+
+def _notebook_action(body):
+    """An action defined the way a notebook cell defines it: in a __main__ namespace."""
+    namespace = {"__name__": "__main__", "action": action}
+    exec(textwrap.dedent(body), namespace)
+    return namespace["compute"]
+
+
+def test_cache_changed_function_body_invalidates_its_entries(tmp_path):
+    """Editing the action's body (as re-running an edited cell does) makes every point run again."""
+    cache = ResultCache(tmp_path / "cache")
+    v1 = _notebook_action(
+        """
+        @action(reads=["x"], writes=["y"])
+        def compute(state):
+            return state.update(y=state["x"] + 1)
+        """
+    )
+    v1_again = _notebook_action(
+        """
+
+
+        @action(reads=["x"], writes=["y"])
+        def compute(state):
+            return state.update(y=state["x"] + 1)
+        """
+    )
+    v2 = _notebook_action(
+        """
+        @action(reads=["x"], writes=["y"])
+        def compute(state):
+            return state.update(y=state["x"] + 2)
+        """
+    )
+    assert [r[1] for r in _run([1, 2], cache, v1)] == [2, 3]
+    assert [r[2] for r in _run([1, 2], cache, v1_again)] == [True, True]
+    assert [(r[1], r[2]) for r in _run([1, 2], cache, v2)] == [(3, False), (4, False)]
+
+
+def test_cache_true_uses_a_folder_in_the_working_directory(tmp_path, monkeypatch):
+    """cache=True keeps entries in ./.nbflow-cache, next to the notebook."""
+    monkeypatch.chdir(tmp_path)
+    _run([1], True)
+    assert (tmp_path / ".nbflow-cache" / "cache.db").exists()
+    assert ResultCache(tmp_path / ".nbflow-cache").summary()["entries"] == 1
+
+
+def test_cache_clear_and_summary(tmp_path):
+    """summary() counts entries and bytes on disk; clear() empties the cache."""
+    cache = ResultCache(tmp_path / "cache")
+    _run([1, 2, 3], cache)
+    summary = cache.summary()
+    assert summary["entries"] == 3 and summary["bytes"] > 0
+    assert cache.clear() == 3 and cache.summary()["entries"] == 0
+
+
+def test_cache_in_any_persister(tmp_path):
+    """A persister can hold the cache (here in memory)."""
+    cache = ResultCache(InMemoryPersister())
+    _run([1, 2], cache)
+    RUNS.clear()
+    _run([1, 2], cache)
+    assert RUNS == []
+
+
+def test_cache_value_it_cannot_store_warns_and_keeps_the_result(tmp_path):
+    """A result JSON cannot hold is not cached, with a warning naming the task; the run still has it."""
+
+    @action(reads=["x"], writes=["y"])
+    def odd_result(state):
+        return state.update(y=object())
+
+    with pytest.warns(UserWarning, match=r"Task 0 of 'points' was not cached"):
+        rows = _run([1], ResultCache(tmp_path / "cache"), odd_result)
+    assert rows[0][0] == 1 and rows[0][3] is True
+
+
+def test_cache_works_with_process_executors(tmp_path, shutdown_processes):
+    """Cache lookups and stores happen in the parent, so processes hit the same cache."""
+    cache = ResultCache(tmp_path / "cache")
+    _run([1, 2], cache, executor="processes")
+    assert [r[2] for r in _run([1, 2], cache, executor="processes")] == [True, True]
+
+
+def test_cache_bad_spec_is_refused():
+    """cache= with an int says what it accepts."""
+    with pytest.raises(TypeError, match=r"cache= takes True"):
+        Points(cache=3)
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from nbflow import ApplicationBuilder, MapStates, action
+
+    def helper(x):
+        return x * 3
+
+    @action(reads=["x"], writes=["y"])
+    def work(state):
+        with open(sys.argv[2], "a") as log:
+            log.write(f"{state['x']}\\n")
+        return state.update(y=helper(state["x"]))
+
+    class Points(MapStates):
+        reads, writes = ["xs"], ["ys"]
+        def action(self):
+            return work
+        def states(self, state):
+            for x in state["xs"]:
+                yield state.update(x=x)
+        def reduce(self, state, states):
+            return state.update(ys=sorted(s["y"] for s in states))
+
+    app = (ApplicationBuilder().with_actions(p=Points(cache=sys.argv[1])).with_state(xs=list(range(int(sys.argv[3]))))
+           .with_entrypoint("p").build())
+    print(app.run()[2]["ys"])
+    """
+)
+
+
+def test_cache_survives_a_restart_for_functions_defined_in_main(tmp_path):
+    """Two separate interpreters (a kernel restart): the second computes only the points the first did not."""
+    script, log = tmp_path / "sweep.py", tmp_path / "runs.log"
+    script.write_text(SCRIPT)
+    first = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "c"), str(log), "4"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "c"), str(log), "6"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == str([3 * x for x in range(6)])
+    assert sorted(int(x) for x in log.read_text().split()) == [0, 1, 2, 3, 4, 5]
