@@ -41,15 +41,6 @@ from nbflow.errors import (
     TasksCancelled,
     UnknownExecutorError,
 )
-from nbflow.persistence import (
-    InMemoryPersister,
-    LocalTracker,
-    ResultCache,
-    SQLitePersister,
-    history,
-    register_serde,
-    state_at,
-)
 from nbflow.parallel import (
     AsyncExecutor,
     DaskExecutor,
@@ -74,6 +65,15 @@ from nbflow.parallel import (
     last,
     register_executor,
     sum_changes,
+)
+from nbflow.persistence import (
+    InMemoryPersister,
+    LocalTracker,
+    ResultCache,
+    SQLitePersister,
+    history,
+    register_serde,
+    state_at,
 )
 
 __version__ = "0.1.0"

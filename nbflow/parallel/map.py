@@ -29,7 +29,6 @@ from nbflow.core.actions import Action, ApplicationContext
 from nbflow.core.state import State, apply_changes
 from nbflow.errors import ActionReturnTypeError, TaskFailed, TasksCancelled
 from nbflow.parallel.executors import Executor, resolve_executor
-from nbflow.persistence.cache import as_cache
 from nbflow.parallel.shipping import Packer, run_shipped
 from nbflow.parallel.signatures import call_declared
 from nbflow.parallel.tasks import (
@@ -42,6 +41,7 @@ from nbflow.parallel.tasks import (
     run_task,
     task_app_id,
 )
+from nbflow.persistence.cache import as_cache
 
 __all__ = ["TaskBasedParallelAction", "MapActionsAndStates", "MapStates", "MapActions"]
 

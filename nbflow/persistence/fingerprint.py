@@ -19,8 +19,8 @@ two different structures cannot produce the same byte stream.
 """
 
 from __future__ import annotations
-
 import __future__
+
 import dataclasses
 import functools
 import hashlib
