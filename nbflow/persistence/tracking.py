@@ -56,10 +56,18 @@ CREATE INDEX IF NOT EXISTS apps_parent ON apps (parent_app_id);
 """
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _json(values: dict) -> str:
     """``values`` as JSON text, each value on its own so that one odd value costs only itself."""
+    if not values:
+        return "{}"
     portable = {}
     for key, value in values.items():
+        if type(value) in _PLAIN:  # most step values: skip the serde's type dispatch
+            portable[key] = value
+            continue
         try:
             portable[key] = serde.to_json(value)
         except Exception:
@@ -97,6 +105,7 @@ class LocalTracker(LifecycleHook):
 
     def _setup(self) -> None:
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._apps: list[tuple] = []
         self._steps: list[tuple] = []
         self._starts: dict[tuple[str, int], float] = {}
@@ -184,23 +193,24 @@ class LocalTracker(LifecycleHook):
         with self._lock:
             apps, self._apps = self._apps, []
             steps, self._steps = self._steps, []
-            if not apps and not steps:
-                return
+        if not apps and not steps:
+            return
+        # Serialize outside the buffer lock, so that steps finishing meanwhile never wait on it.
+        app_rows = [(a, pk, p, ps, first, _json(state.get_all()), t) for a, pk, p, ps, first, state, t in apps]
+        step_rows = [
+            (a, seq, name, t0, t1, _json(inputs), _json(written), json.dumps(list(deleted)), err)
+            for a, seq, name, t0, t1, inputs, written, deleted, err in steps
+        ]
+        with self._write_lock:
             conn = self._connection()
-            app_rows = [
-                (a, pk, p, ps, first, _json(state.get_all()), t) for a, pk, p, ps, first, state, t in apps
-            ]
-            step_rows = [
-                (a, seq, name, t0, t1, _json(inputs), _json(written), json.dumps(list(deleted)), err)
-                for a, seq, name, t0, t1, inputs, written, deleted, err in steps
-            ]
             try:
                 conn.execute("BEGIN")
                 conn.executemany("INSERT OR IGNORE INTO apps VALUES (?, ?, ?, ?, ?, ?, ?)", app_rows)
                 conn.executemany("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", step_rows)
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                conn.execute("ROLLBACK") if conn.in_transaction else None
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 msg = f"LocalTracker could not write to {str(self.path)!r}: {exc}."
                 raise PersistenceError(msg) from None
 
@@ -208,7 +218,7 @@ class LocalTracker(LifecycleHook):
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         self.flush()
-        with self._lock:
+        with self._write_lock:
             return self._connection().execute(sql, args).fetchall()
 
     def app_ids(self, parent_app_id: str | None = None) -> list[str]:
