@@ -16,7 +16,7 @@ from typing import Any
 
 from nbflow.core.actions import Action, ApplicationContext, declared
 from nbflow.core.graph import Graph, _GraphAssembly
-from nbflow.core.hooks import LifecycleHook, afire, fire
+from nbflow.core.hooks import HookGroup, LifecycleHook, afire, fire
 from nbflow.core.persistence import PersisterProtocol, PersistHook, resume_point
 from nbflow.core.state import State
 from nbflow.core.step import StepOutcome, aexecute_step, execute_step
@@ -484,12 +484,13 @@ class ApplicationBuilder(_GraphAssembly):
         self._initialize = (persister, resume_at_next_action, default_state, default_entrypoint)
         return self
 
-    def with_tracker(self, tracker: LifecycleHook) -> ApplicationBuilder:
-        """Record every step with ``tracker`` (for example `nbflow.LocalTracker`), sub-applications too."""
-        if not isinstance(tracker, LifecycleHook):
-            msg = f"with_tracker() takes a tracker such as nbflow.LocalTracker(project); got {type(tracker).__name__}."
-            raise TypeError(msg)
-        self._tracker = tracker
+    def with_tracker(self, *trackers: LifecycleHook) -> ApplicationBuilder:
+        """Record every step with ``trackers`` (e.g. `nbflow.LocalTracker`), sub-applications too."""
+        for tracker in trackers:
+            if not isinstance(tracker, LifecycleHook):
+                msg = f"with_tracker() takes trackers such as nbflow.LocalTracker(project); got {type(tracker).__name__}."
+                raise TypeError(msg)
+        self._tracker = trackers[0] if len(trackers) == 1 else HookGroup(trackers)
         return self
 
     def with_hooks(self, *hooks: LifecycleHook) -> ApplicationBuilder:

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["LifecycleHook"]
+__all__ = ["LifecycleHook", "HookGroup"]
 
 
 class LifecycleHook:
@@ -59,6 +59,25 @@ class LifecycleHook:
         ``written`` maps the keys the step set to their new values; ``deleted`` lists
         the keys it removed.
         """
+
+
+class HookGroup(LifecycleHook):
+    """Several hooks acting as one (for example two trackers passed down to sub-applications)."""
+
+    def __init__(self, hooks: Sequence[LifecycleHook]) -> None:
+        self.hooks = list(hooks)
+
+    def pre_run(self, **kwargs: Any) -> None:
+        fire(self.hooks, "pre_run", **kwargs)
+
+    def post_run(self, **kwargs: Any) -> None:
+        fire(self.hooks, "post_run", **kwargs)
+
+    def pre_step(self, **kwargs: Any) -> None:
+        fire(self.hooks, "pre_step", **kwargs)
+
+    def post_step(self, **kwargs: Any) -> None:
+        fire(self.hooks, "post_step", **kwargs)
 
 
 def fire(hooks: Sequence[LifecycleHook], method: str, **kwargs: Any) -> None:
