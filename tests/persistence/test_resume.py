@@ -252,3 +252,28 @@ def test_resume_after_sigkill_runs_only_the_unfinished_tasks(tmp_path):
     rerun = [int(x) for x in second_log.read_text().split()]
     assert sorted(rerun) == sorted(set(range(40)) - saved)
     assert json.dumps(sorted(saved | set(rerun))) == json.dumps(list(range(40)))
+
+
+def test_resume_parallel_action_can_opt_its_tasks_out_of_persistence(tmp_path):
+    """persister() returning None keeps the tasks' sub-applications out of the parent's persister."""
+
+    class Unsaved(Fan):
+        def persister(self, context):
+            return None
+
+    persister = SQLitePersister(tmp_path / "runs.db")
+    _builder(persister, fan=Unsaved()).build().run(halt_after=["fan"])
+    assert persister.list_app_ids() == ["run-1"]
+
+
+def test_resume_parallel_action_can_give_its_tasks_their_own_persister(tmp_path):
+    """persister() returning a persister saves the tasks there instead."""
+    own = InMemoryPersister()
+
+    class Elsewhere(Fan):
+        def persister(self, context):
+            return own
+
+    persister = SQLitePersister(tmp_path / "runs.db")
+    _builder(persister, fan=Elsewhere()).build().run(halt_after=["fan"])
+    assert persister.list_app_ids() == ["run-1"] and len(own.list_app_ids()) == 4
