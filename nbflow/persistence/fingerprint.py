@@ -21,6 +21,7 @@ two different structures cannot produce the same byte stream.
 from __future__ import annotations
 import __future__
 
+import copyreg
 import dataclasses
 import functools
 import hashlib
@@ -47,7 +48,8 @@ _NONE, _TRUE, _FALSE, _ELLIPSIS = b"N", b"T", b"F", b"E"
 _INT, _FLOAT, _COMPLEX, _STR, _BYTES, _BYTEARRAY = b"i", b"f", b"c", b"s", b"b", b"B"
 _LIST, _TUPLE, _DICT, _SET, _SUBCLASS = b"l", b"t", b"d", b"S", b"y"
 _DIGEST, _CYCLE, _BACKREF, _OPAQUE = b"h", b"@", b"^", b"o"
-_NDARRAY, _NPSCALAR, _PANDAS, _DATACLASS, _PYDANTIC, _PICKLE = b"a", b"A", b"p", b"D", b"P", b"k"
+_NDARRAY, _NPSCALAR, _PANDAS, _DATACLASS, _PYDANTIC = b"a", b"A", b"p", b"D", b"P"
+_PICKLE, _OBJECT, _WRAPPER = b"k", b"O", b"W"
 _VERSION, _CODE, _FUNCTION, _DOCSTRING, _EMPTY_CELL, _GLOBALS = b"v", b"X", b"x", b"_", b"e", b"g"
 _REF, _MODULE, _CLASS, _METHOD, _PARTIAL = b"r", b"m", b"C", b"M", b"("
 _ACTION, _GRAPH, _RUNNABLE, _CONDITION = b"Q", b"G", b"R", b"?"
@@ -124,10 +126,11 @@ def value_fingerprint(value: Any) -> str:
 
     Lists and tuples are order-sensitive; dicts (and `State`) and sets are not.
     ``1``, ``1.0`` and ``True`` differ. numpy arrays count by dtype, shape and
-    bytes; pandas objects by `pandas.util.hash_pandas_object` plus their
-    labels and dtypes; dataclasses and pydantic models by type and fields;
-    functions and actions by `code_fingerprint` rules. Anything else counts by
-    its pickle.
+    bytes; pandas objects by `pandas.util.hash_pandas_object` (object columns
+    cell by cell) plus their labels and dtypes; dataclasses and pydantic models
+    by type and fields; functions and actions by `code_fingerprint` rules.
+    Instances of plain classes count by their class (its code, when defined in
+    a notebook) and attribute values; anything else by its pickle.
 
     Args:
         value: the value to digest.
@@ -317,6 +320,10 @@ class _Encoder:
             self._code_object(v)
         elif isinstance(v, State):
             self._state(v)
+        elif callable(v) and isinstance(getattr(v, "__wrapped__", None), types.FunctionType):
+            # functools.lru_cache and other wrappers: what they wrap decides the results.
+            self.put(_WRAPPER, _type_name(t).encode())
+            self.value(v.__wrapped__)
         elif isinstance(v, _BUILTIN_CALLABLES) or (
             callable(v) and hasattr(v, "__name__") and not self._is_user(t.__module__)
         ):
@@ -375,34 +382,59 @@ class _Encoder:
         pd = sys.modules["pandas"]
         if not isinstance(v, (pd.DataFrame, pd.Series, pd.Index)):
             return False
-        try:
-            rows = pd.util.hash_pandas_object(v, index=not isinstance(v, pd.Index)).to_numpy()
-        except TypeError:
-            return False  # cells hash_pandas_object cannot digest: fall back to pickle
         self.put(_PANDAS, _type_name(type(v)).encode())
         index = v if isinstance(v, pd.Index) else v.index
         self.value([str(t) for t in getattr(index, "dtypes", [index.dtype])])
         self.value(list(index.names))
+        self._pandas_values(index)
         if isinstance(v, pd.DataFrame):
             self.value(list(v.columns))
             self.value([str(t) for t in v.dtypes])
+            for _, column in v.items():
+                self._pandas_values(column)
         elif isinstance(v, pd.Series):
             self.value(v.name)
             self.value(str(v.dtype))
-        self._numpy(rows)
+            self._pandas_values(v)
         return True
+
+    def _pandas_values(self, values: Any) -> None:
+        if values.dtype == object:
+            # hash_pandas_object hashes str(cell) here, so 1 and "1" (or two objects whose repr
+            # shows only an address) would collide; object columns are hashed cell by cell.
+            self.value(values.tolist())
+        else:
+            pd = sys.modules["pandas"]
+            self._numpy(pd.util.hash_pandas_object(values, index=False).to_numpy())
 
     def _pickled(self, v: Any) -> None:
         t = type(v)
+        plain = (
+            t.__reduce_ex__ is object.__reduce_ex__
+            and t.__reduce__ is object.__reduce__
+            and t not in copyreg.dispatch_table
+        )
         try:
-            data = pickle.dumps(v, protocol=5)
+            reduced = v.__reduce_ex__(5) if plain else pickle.dumps(v, protocol=5)
         except Exception as exc:
             msg = f"Cannot fingerprint a {_type_name(t)} value: it is not plain data and pickle fails ({type(exc).__name__}: {exc}). Build the object inside the action from plain inputs (a path, a seed, parameters) instead of passing it in."
             raise TypeError(msg) from exc
-        if self._is_user(t.__module__):
-            # Pickle names a notebook class without its code; hash the code too.
-            self._class(t)
-        self.put(_PICKLE, data)
+        if not plain:
+            if self._is_user(t.__module__):
+                # Pickle names a notebook class without its code; hash the code too.
+                self._class(t)
+            self.put(_PICKLE, reduced)
+        elif self._enter(v, dedupe=False):
+            # What pickle would save for a plain instance (its class, then its attribute dict),
+            # hashed item by item: pickle bytes would follow the hash-seeded order of a set
+            # attribute, and its memo would tell a shared object from an equal copy.
+            _, args, state, items, pairs = (*reduced, None, None, None)[:5]
+            self.put(_OBJECT)
+            self.value(args)
+            self.value(state)
+            self.value(None if items is None else list(items))
+            self.value(None if pairs is None else dict(pairs))
+            self._leave(v)
 
     def _best_effort(self, v: Any) -> None:
         """``v`` as data if it can be fingerprinted at all, else only its type's name."""
@@ -543,7 +575,11 @@ class _Encoder:
         self.put(
             _INT,
             struct.pack(
-                "<4q", code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags & ~_FUTURE_FLAGS
+                "<4q",
+                code.co_argcount,
+                code.co_posonlyargcount,
+                code.co_kwonlyargcount,
+                code.co_flags & ~_FUTURE_FLAGS,
             ),
         )
         self.value(code.co_names)

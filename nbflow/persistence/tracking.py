@@ -196,7 +196,9 @@ class LocalTracker(LifecycleHook):
         if not apps and not steps:
             return
         # Serialize outside the buffer lock, so that steps finishing meanwhile never wait on it.
-        app_rows = [(a, pk, p, ps, first, _json(state.get_all()), t) for a, pk, p, ps, first, state, t in apps]
+        app_rows = [
+            (a, pk, p, ps, first, _json(state.get_all()), t) for a, pk, p, ps, first, state, t in apps
+        ]
         step_rows = [
             (a, seq, name, t0, t1, _json(inputs), _json(written), json.dumps(list(deleted)), err)
             for a, seq, name, t0, t1, inputs, written, deleted, err in steps
