@@ -25,6 +25,12 @@ __all__ = [
     "TaskPicklingError",
     "PersistenceError",
     "SerializationError",
+    "SweepError",
+    "ResultsError",
+    "ResultsColumnError",
+    "ExportError",
+    "ResultsNotFoundError",
+    "ResultsExistError",
 ]
 
 
@@ -119,3 +125,30 @@ class NotRecordedError(NbflowError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class SweepError(NbflowError, ValueError):
+    """A sweep's grid is malformed: a bad axis, mismatched zip lengths, clashing axes, a bad distribution."""
+
+
+class ResultsError(NbflowError, ValueError):
+    """A results frame cannot answer what was asked: no status column, no eligible row, a bad mode."""
+
+
+class ResultsColumnError(NbflowError, KeyError):
+    """A results frame has no column of the name asked for."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ExportError(NbflowError, ValueError):
+    """Results cannot be written to, or read from, that path or in that format."""
+
+
+class ResultsNotFoundError(NbflowError, FileNotFoundError):
+    """``load_results`` was given a path where there is no file."""
+
+
+class ResultsExistError(NbflowError, FileExistsError):
+    """``export(..., overwrite=False)`` was given a path where a file already exists."""

@@ -466,7 +466,13 @@ def _enc_path(value: pathlib.PurePath, e: _Encoder) -> dict:
     return {TAG: "path", "v": {"cls": type(value).__name__, "path": str(value)}}
 
 
+_PATH_CLASSES = {"Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath"}
+
+
 def _dec_path(v: Any, d: _Decoder) -> pathlib.PurePath:
+    if v["cls"] not in _PATH_CLASSES:
+        msg = f"{v['cls']!r} is not a pathlib class; expected one of {sorted(_PATH_CLASSES)}"
+        raise ValueError(msg)
     cls = getattr(pathlib, v["cls"])
     try:
         return cls(v["path"])
@@ -856,11 +862,12 @@ def _pandas_handler(cls: type) -> Callable | None:
     return None
 
 
-def _array_json(arr: Any, e: _Encoder) -> dict:
-    """A pandas column or index's values (an ExtensionArray), by dtype."""
+def _array_json(owner: Any, e: _Encoder) -> dict:
+    """The values of a Series or an Index, by dtype."""
     np = sys.modules["numpy"]
     pd = sys.modules["pandas"]
-    dtype = arr.dtype
+    # owner.dtype, not owner.array.dtype: for numpy-backed data the latter is a wrapper dtype.
+    dtype, arr = owner.dtype, owner.array
     if isinstance(dtype, np.dtype):
         return {"kind": "numpy", "values": e.enc(np.asarray(arr))}
     if isinstance(dtype, pd.DatetimeTZDtype):
@@ -882,7 +889,7 @@ def _array_json(arr: Any, e: _Encoder) -> dict:
     if isinstance(dtype, pd.PeriodDtype):
         return {"kind": "period", "dtype": str(dtype), "ordinals": e.enc(np.asarray(arr.asi8))}
     if isinstance(dtype, pd.IntervalDtype):
-        left, right = _array_json(arr.left.array, e), _array_json(arr.right.array, e)
+        left, right = _array_json(arr.left, e), _array_json(arr.right, e)
         return {"kind": "interval", "dtype": str(dtype), "left": left, "right": right}
     # Anything else (sparse, pyarrow...): its items, rebuilt with pd.array.
     items = [None if x is pd.NA else x for x in arr.astype(object)]
@@ -927,7 +934,7 @@ def _index_json(index: Any, e: _Encoder) -> dict:
             "codes": [e.enc(c) for c in index.codes],
             "names": e.at("(the index names)", list(index.names)),
         }
-    out = {"kind": "index", "array": _array_json(index.array, e), "name": name}
+    out = {"kind": "index", "array": _array_json(index, e), "name": name}
     freq = getattr(index, "freqstr", None)
     if freq is not None and not isinstance(index, pd.PeriodIndex):
         out["freq"] = freq
@@ -954,28 +961,31 @@ def _index_from_json(v: dict, d: _Decoder) -> Any:
 
 
 def _enc_series(value: Any, e: _Encoder) -> dict:
-    return {
-        TAG: "pandas.Series",
-        "v": {
-            "name": e.at("(the series name)", value.name),
-            "index": _index_json(value.index, e),
-            "values": _array_json(value.array, e),
-        },
+    out = {
+        "name": e.at("(the series name)", value.name),
+        "index": _index_json(value.index, e),
+        "values": _array_json(value, e),
     }
+    if value.attrs:
+        out["attrs"] = e.at("(attrs)", dict(value.attrs))
+    return {TAG: "pandas.Series", "v": out}
 
 
 def _dec_series(v: Any, d: _Decoder) -> Any:
     pd = d.require("pandas", "a pandas Series")
     values = _array_from_json(v["values"], d)
     index = _index_from_json(v["index"], d)
-    return pd.Series(values, index=index, dtype=values.dtype, name=d.dec(v["name"]))
+    series = pd.Series(values, index=index, dtype=values.dtype, name=d.dec(v["name"]))
+    if "attrs" in v:
+        series.attrs = d.dec(v["attrs"])
+    return series
 
 
 def _enc_dataframe(value: Any, e: _Encoder) -> dict:
     columns = []
     for i in range(value.shape[1]):
         try:
-            columns.append(_array_json(value.iloc[:, i].array, e))
+            columns.append(_array_json(value.iloc[:, i], e))
         except _Failure as failure:
             failure.segments.append(("other", f"column {_REPR.repr(value.columns[i])}"))
             raise
