@@ -36,6 +36,7 @@ from nbflow.errors import (
     PersistenceError,
     SerializationError,
     StateKeyError,
+    SweepError,
     TaskFailed,
     TaskPicklingError,
     TasksCancelled,
@@ -75,6 +76,20 @@ from nbflow.persistence import (
     register_serde,
     state_at,
 )
+from nbflow.sweep import (
+    Grid,
+    ResultTable,
+    Sweep,
+    choice,
+    grid,
+    loguniform,
+    randint,
+    sample,
+    sweep,
+    to_dataframe,
+    uniform,
+    zipped,
+)
 
 __version__ = "0.1.0"
 
@@ -98,9 +113,30 @@ __all__ = [
     # persistence, caching and tracking
     "SQLitePersister", "InMemoryPersister", "ResultCache", "LocalTracker", "history", "state_at",
     "register_serde",
+    # sweeps and their results
+    "Grid", "grid", "zipped", "sample", "uniform", "loguniform", "randint", "choice",
+    "Sweep", "sweep", "ResultTable", "to_dataframe", "load_results",
     # errors
     "NbflowError", "StateKeyError", "ActionContractError", "MissingInputError",
     "ActionReturnTypeError", "GraphError", "ConditionError", "AsyncActionError", "HaltError",
     "UnknownExecutorError", "MissingDependencyError", "TaskFailed", "TasksCancelled",
-    "TaskPicklingError", "PersistenceError", "SerializationError", "NotRecordedError",
+    "TaskPicklingError", "PersistenceError", "SerializationError", "NotRecordedError", "SweepError",
 ]  # fmt: skip
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext nbflow``: register the ``%%parallel_map`` magic."""
+    # Imported here, not at the top: `import nbflow` must not pull in IPython.
+    from nbflow.notebook import load_ipython_extension as load
+
+    load(ipython)
+
+
+def __getattr__(name: str):
+    # load_results brings pandas with it; `import nbflow` stays light until it is asked for.
+    if name == "load_results":
+        from nbflow.sweep.export import load_results
+
+        return load_results
+    msg = f"module 'nbflow' has no attribute {name!r}"
+    raise AttributeError(msg)

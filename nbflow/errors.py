@@ -92,12 +92,14 @@ class _PartialResults(NbflowError, RuntimeError):
         partial_state: the State ``reduce`` returned from the finished tasks (None
             if ``reduce`` itself was interrupted).
         finished: how many tasks had finished.
+        task_index: the position of the task that failed (for `TaskFailed`).
     """
 
-    def __init__(self, message: str, partial_state: object = None, finished: int = 0) -> None:
+    def __init__(self, message: str, partial_state: object = None, finished: int = 0, task_index: int | None = None) -> None:
         super().__init__(message)
         self.partial_state = partial_state
         self.finished = finished
+        self.task_index = task_index
 
 
 class TaskFailed(_PartialResults):

@@ -380,7 +380,7 @@ class _Run:
             task, outcome = self.failure
             error = outcome.error
             msg = f"Task {task.index} of {self.name!r} ({task.describe()}) raised {type(error).__name__}: {error}; {self.finished} finished result(s) were reduced into exc.partial_state. Pass on_error='record' to keep going past failures, or retries=N to retry them."
-            exc = TaskFailed(msg, partial_state=result, finished=self.finished)
+            exc = TaskFailed(msg, partial_state=result, finished=self.finished, task_index=task.index)
             if outcome.traceback and hasattr(exc, "add_note"):
                 exc.add_note(f"Traceback of task {task.index}:\n{outcome.traceback}")
             raise exc from error

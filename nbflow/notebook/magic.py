@@ -1,0 +1,201 @@
+"""The ``%%parallel_map`` cell magic: a thin front over `Sweep`.
+
+::
+
+    %%parallel_map [--zip] [--executor NAME] [--n-jobs N] [--out VAR] [--collect NAMES]
+                   [--on-error record|raise] [--retries N] [--cache [DIR]] [--no-progress] AXIS=EXPR ...
+    <cell body>
+
+Each ``AXIS=EXPR`` is evaluated in the notebook's namespace and is one axis
+(their product, or with ``--zip`` paired up). The body runs once per point with
+the axis names bound and the notebook's globals readable; names it assigns stay
+local to that point. A row holds the axis values plus the ``--collect`` names,
+or else the value of the body's last expression. The DataFrame goes into
+``VAR`` (default ``results``) and is displayed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import io
+import re
+import tokenize
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, magics_class
+
+from nbflow.parallel.executors import resolve_executor
+from nbflow.sweep.grid import grid, zipped
+from nbflow.sweep.runner import Sweep
+
+__all__ = ["ParallelMapMagics", "CellBody", "parse_line"]
+
+USAGE = (
+    "%%parallel_map [--zip] [--executor NAME] [--n-jobs N] [--out VAR] [--collect NAMES] "
+    "[--on-error record|raise] [--retries N] [--cache [DIR]] [--no-progress] AXIS=EXPR ..."
+)
+_AXIS_START = re.compile(r"(?<!\S)[A-Za-z_]\w*=(?!=)")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print and exit the kernel's process
+        msg = f"%%parallel_map: {message}.\nUsage: {USAGE}"
+        raise UsageError(msg)
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="%%parallel_map", add_help=False)
+    parser.add_argument("--zip", action="store_true")
+    parser.add_argument("--executor", default="threads")
+    parser.add_argument("--n-jobs", type=int, default=None)
+    parser.add_argument("--out", default="results")
+    parser.add_argument("--collect", default=None)
+    parser.add_argument("--on-error", choices=["record", "raise"], default="record")
+    parser.add_argument("--retries", type=int, default=0)
+    parser.add_argument("--cache", nargs="?", const=True, default=None)
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def parse_line(line: str) -> tuple[argparse.Namespace, list[tuple[str, str]]]:
+    """The options and the ``(axis, expression source)`` pairs of a magic's first line."""
+    match = _AXIS_START.search(line)
+    options_text, axes_text = (line[: match.start()], line[match.start() :]) if match else (line, "")
+    options, unknown = _parser().parse_known_args(options_text.split())
+    if unknown:
+        msg = f"%%parallel_map: unknown option(s) {unknown}.\nUsage: {USAGE}"
+        raise UsageError(msg)
+    if not options.out.isidentifier():
+        msg = f"%%parallel_map: --out {options.out!r} is not a valid variable name."
+        raise UsageError(msg)
+    return options, _split_axes(axes_text)
+
+
+def _split_axes(text: str) -> list[tuple[str, str]]:
+    """Split ``a=[1, 2] b=range(3)`` (spaces or commas between) into the source of each axis."""
+    offsets = [0]
+    for part in text.splitlines(keepends=True):
+        offsets.append(offsets[-1] + len(part))
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, IndentationError) as exc:
+        msg = f"%%parallel_map: cannot read the axes {text.strip()!r}: {exc}."
+        raise UsageError(msg) from None
+    depth, starts = 0, []  # (axis name, where its name starts, where its expression starts)
+    for i, tok in enumerate(tokens):
+        if tok.type == tokenize.OP and tok.string in "([{":
+            depth += 1
+        elif tok.type == tokenize.OP and tok.string in ")]}":
+            depth -= 1
+        elif depth == 0 and tok.type == tokenize.NAME and i + 1 < len(tokens) and tokens[i + 1].string == "=":
+            name_at = offsets[tok.start[0] - 1] + tok.start[1]
+            value_at = offsets[tokens[i + 1].end[0] - 1] + tokens[i + 1].end[1]
+            starts.append((tok.string, name_at, value_at))
+    axes = []
+    for k, (name, _, value_at) in enumerate(starts):
+        end = starts[k + 1][1] if k + 1 < len(starts) else len(text)
+        source = text[value_at:end].strip().rstrip(",").strip()
+        if not source:
+            msg = f"%%parallel_map: axis {name!r} has no expression; write {name}=[...]."
+            raise UsageError(msg)
+        axes.append((name, source))
+    return axes
+
+
+class CellBody:
+    """A cell body as a function of the axis values, picklable so processes and clusters can run it.
+
+    Args:
+        source: the cell body.
+        namespace: the notebook globals the body reads (captured when the magic runs).
+        collect: names to return as a dict; without them the last expression's value is returned.
+    """
+
+    def __init__(self, source: str, namespace: dict[str, Any], collect: list[str] | None) -> None:
+        self.source = source
+        self.namespace = namespace
+        self.collect = collect
+        self._compiled: tuple[Any, Any] | None = None
+        self.__name__ = "cell"
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_compiled"}
+
+    def __setstate__(self, values: dict) -> None:
+        self.__dict__.update(values)
+        self._compiled = None
+
+    def _code(self) -> tuple[Any, Any]:
+        if self._compiled is None:
+            tree = ast.parse(self.source)
+            last = None
+            if self.collect is None and tree.body and isinstance(tree.body[-1], ast.Expr):
+                last = compile(ast.Expression(tree.body.pop().value), "<%%parallel_map cell>", "eval")
+            self._compiled = (compile(tree, "<%%parallel_map cell>", "exec"), last)
+        return self._compiled
+
+    def __call__(self, **params: Any) -> Any:
+        body, last = self._code()
+        scope = {**self.namespace, **params}
+        exec(body, scope)
+        if self.collect is not None:
+            missing = [n for n in self.collect if n not in scope]
+            if missing:
+                point = ", ".join(f"{k}={v!r}" for k, v in params.items())
+                msg = f"--collect name {missing[0]!r} is not defined after the cell ran at {point}; assign it in every branch of the cell."
+                raise NameError(msg)
+            return {n: scope[n] for n in self.collect}
+        return eval(last, scope) if last is not None else None
+
+
+def _names_read(source: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+
+
+@magics_class
+class ParallelMapMagics(Magics):
+    """``%%parallel_map``: run a cell over a grid of parameters, in parallel, into a DataFrame."""
+
+    @cell_magic
+    def parallel_map(self, line: str, cell: str) -> Any:
+        """Run the cell once per point of the axes given on the first line; see the module docstring."""
+        options, axis_sources = parse_line(line)
+        if not axis_sources:
+            msg = f"%%parallel_map needs at least one axis, e.g. `%%parallel_map lr=[0.01, 0.1]`.\nUsage: {USAGE}"
+            raise UsageError(msg)
+        user_ns = self.shell.user_ns
+        axes: dict[str, Any] = {}
+        for name, source in axis_sources:
+            if name in axes:
+                msg = f"%%parallel_map: axis {name!r} is given twice; give each axis once."
+                raise UsageError(msg)
+            try:
+                axes[name] = eval(source, user_ns)
+            except Exception as exc:
+                msg = f"%%parallel_map: axis {name!r} = {source} failed: {type(exc).__name__}: {exc}"
+                raise UsageError(msg) from None
+        try:
+            body_names = _names_read(cell)
+        except SyntaxError as exc:
+            msg = f"%%parallel_map: the cell body does not parse: {exc.msg} (line {exc.lineno})."
+            raise UsageError(msg) from None
+        namespace = {n: user_ns[n] for n in body_names if n in user_ns and n not in axes}
+        collect = [n.strip() for n in options.collect.split(",") if n.strip()] if options.collect else None
+        executor = resolve_executor(options.executor)
+        if options.n_jobs is not None:
+            executor.max_concurrency = options.n_jobs
+        points = (zipped if options.zip else grid)(**axes)
+        results = Sweep(
+            CellBody(cell, namespace, collect),
+            points,
+            executor=executor,
+            on_error=options.on_error,
+            retries=options.retries,
+            cache=options.cache,
+            progress=not options.no_progress,
+            name="parallel_map",
+        ).run()
+        user_ns[options.out] = results
+        return results

@@ -1,0 +1,15 @@
+"""Sweeps: parameter grids, the sweep runner, and results as a live DataFrame.
+
+Importing this package does not import pandas; the DataFrame code loads when a
+sweep builds its first frame. `load_results` and the ``df.nbflow`` accessor
+live in `nbflow.sweep.export`.
+"""
+
+from nbflow.sweep.grid import Grid, choice, grid, loguniform, randint, sample, uniform, zipped
+from nbflow.sweep.results import ResultTable, to_dataframe
+from nbflow.sweep.runner import Sweep, sweep
+
+__all__ = [
+    "Grid", "grid", "zipped", "sample", "uniform", "loguniform", "randint", "choice",
+    "Sweep", "sweep", "ResultTable", "to_dataframe",
+]  # fmt: skip

@@ -1,0 +1,316 @@
+"""`Sweep`: run a target over every point of a grid, in parallel, into a live DataFrame.
+
+A sweep is a parallel action (one task per point), so it runs on any executor,
+resumes and caches like any map, and can sit inside an application's graph.
+Standalone, ``Sweep(...).run()`` builds that one-step application for you.
+
+The target is one of:
+
+- a plain function, called with the point's parameters as keyword arguments;
+  a dict it returns becomes columns, anything else a ``result`` column;
+- an action or a `RunnableGraph`, run with the parameters in its state; the
+  keys it writes become columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from nbflow.core.actions import Action, ApplicationContext
+from nbflow.core.application import ApplicationBuilder
+from nbflow.core.state import State
+from nbflow.errors import SweepError, TaskFailed, TasksCancelled
+from nbflow.parallel.map import TaskBasedParallelAction
+from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_runnable
+from nbflow.persistence.fingerprint import code_fingerprint
+from nbflow.sweep.grid import Grid, grid
+from nbflow.sweep.live import LiveTable, in_notebook, make_progress
+from nbflow.sweep.results import ResultTable
+
+__all__ = ["Sweep", "sweep"]
+
+_RESULT = "_nbflow_result"
+
+
+class _CallTarget(Action):
+    """A plain function as an action: parameters in from state, its return value out."""
+
+    def __init__(self, fn: Callable, params: list[str]) -> None:
+        self.fn = fn
+        self.reads = list(params)
+        self.writes = [_RESULT]
+        self._name = getattr(fn, "__name__", "target")
+
+    def run(self, state: State) -> dict:
+        return {_RESULT: self.fn(**{k: state[k] for k in self.reads})}
+
+
+def _target_graph(target: Any, axes: list[str]) -> RunnableGraph:
+    if isinstance(target, (Action, RunnableGraph)):
+        return as_runnable(target, "Sweep(target=...)")
+    if callable(target):
+        _check_signature(target, axes)
+        return as_runnable(_CallTarget(target, axes), "Sweep(target=...)")
+    msg = f"Sweep(target=...) takes a function, an action or a RunnableGraph; got {type(target).__name__}."
+    raise TypeError(msg)
+
+
+def _check_signature(fn: Callable, axes: list[str]) -> None:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = [a for a in axes if a not in params]
+    if unknown:
+        name = getattr(fn, "__name__", repr(fn))
+        msg = f"Sweep axis {unknown[0]!r} is not a parameter of {name}(); its parameters are {list(params)}. Rename the axis, or add a parameter {unknown[0]}=... (or **params) to {name}."
+        raise SweepError(msg)
+    missing = [
+        n
+        for n, p in params.items()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in axes
+    ]
+    if missing:
+        name = getattr(fn, "__name__", repr(fn))
+        msg = f"{name}() needs parameter {missing[0]!r}, which no sweep axis gives. Add an axis {missing[0]}=[...], or give the parameter a default."
+        raise SweepError(msg)
+
+
+class Sweep(TaskBasedParallelAction):
+    """Runs ``target`` over every point of ``grid``; the results become a DataFrame.
+
+    Args:
+        target: a function (called with the parameters as keyword arguments), an
+            action or a `RunnableGraph` (the parameters go into its state).
+        grid: a `Grid` (from `grid`, `zipped`, `sample` and their compositions), or
+            a dict of axes, taken as ``grid(**axes)``.
+        executor: where the points run: a name (``"threads"``, ``"processes"``,
+            ``"async"``, ``"dask"``, ``"ray"``, ``"sequential"``) or an executor.
+        on_error: ``"record"`` (a failed point becomes an ``error`` row and the
+            sweep goes on) or ``"raise"``.
+        retries: how often to retry a failing point first.
+        cache: skip points computed before (True, a directory, a persister, or a `ResultCache`).
+        progress: True for a tqdm.auto bar, False for none, or a tqdm-like class.
+        live: in Jupyter, redraw the table of results so far while it runs.
+        name: the sweep's name (in the progress bar, and its key in a graph).
+        output: the state key a sweep inside an application writes its DataFrame to.
+
+    Example:
+        >>> def loss(lr, depth):
+        ...     return {"loss": (lr - 0.1) ** 2 + depth / 100}
+        >>> df = Sweep(loss, grid(lr=[0.01, 0.1], depth=[1, 2]), progress=False).run()
+        >>> df[["lr", "depth", "loss", "status"]].values.tolist()[1]
+        [0.01, 2, 0.0281, 'ok']
+    """
+
+    def __init__(
+        self,
+        target: Any,
+        grid: Grid | dict,
+        *,
+        executor: Any = "threads",
+        on_error: str = "record",
+        retries: int = 0,
+        retry_backoff_s: float = 0.1,
+        cache: Any = None,
+        progress: Any = True,
+        live: bool = True,
+        name: str | None = None,
+        output: str = "results",
+    ) -> None:
+        super().__init__(
+            on_error=on_error,
+            retries=retries,
+            retry_backoff_s=retry_backoff_s,
+            executor=executor,
+            cache=cache,
+        )
+        self.grid = grid if isinstance(grid, Grid) else _as_grid(grid)
+        self.target = target
+        self.graph = _target_graph(target, self.grid.axes)
+        self._name = name or getattr(target, "name", None) or getattr(target, "__name__", None) or "sweep"
+        self.progress = progress
+        self.live = live
+        self.reads = []
+        self.writes = [output]
+        self.output = output
+        # Shared by the copies a graph makes, so `.results` on the object you hold stays live.
+        self._shared: dict[str, Any] = {"table": None, "provenance": None}
+
+    # -- the public face ----------------------------------------------------------------------
+
+    def run(self) -> Any:  # type: ignore[override]
+        """Run every point and return the DataFrame (partial, with ``cancelled`` rows, if interrupted).
+
+        Raises:
+            TaskFailed: a point failed with ``on_error="raise"``; ``sweep.results``
+                still holds the finished rows.
+        """
+        app = ApplicationBuilder().with_actions(**{self.name: self}).with_entrypoint(self.name).build()
+        try:
+            return app.run()[2][self.output]
+        except TasksCancelled:
+            return self.results
+        except TaskFailed as exc:
+            # on_error="raise": the failed point is an error row in sweep.results, then the error goes on up.
+            table = self._shared["table"]
+            if table is not None and exc.task_index is not None:
+                self._shared["finished"].add(exc.task_index)
+                cause = exc.__cause__
+                table.add(
+                    self.grid[exc.task_index],
+                    {},
+                    status="error",
+                    error=f"{type(cause).__name__}: {cause}",
+                    task_id=exc.task_index,
+                )
+            raise
+
+    @property
+    def results(self) -> Any:
+        """The DataFrame so far: the finished points while it runs; after a cancel, the rest as ``cancelled``."""
+        table = self._shared["table"]
+        if table is None:
+            return ResultTable(self.grid.axes).frame()
+        return self._frame(table, final=not self._shared.get("running", False))
+
+    def __len__(self) -> int:
+        return len(self.grid)
+
+    def __repr__(self) -> str:
+        return f"<Sweep {self.name!r}: {len(self.grid)} points of {self.graph.name!r}>"
+
+    # -- the parallel action ------------------------------------------------------------------
+
+    def tasks(self, state: State, context: ApplicationContext, inputs: dict) -> Iterator[SubGraphTask]:
+        for point in self.grid:
+            yield SubGraphTask(action=self.graph, state=State(point))
+
+    def reduce(self, state: State, states: Iterator[TaskState]) -> State:
+        table = ResultTable(self.grid.axes)
+        started = dt.datetime.now(dt.timezone.utc)
+        self._shared.update(table=table, started=started, finished=set(), running=True, provenance=None)
+        bar = make_progress(self.progress, len(self.grid), self.name)
+        live = (
+            LiveTable(functools.partial(self._frame, table, final=False))
+            if self.live and in_notebook()
+            else None
+        )
+        try:
+            for sub in states:
+                self._add(table, sub)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(
+                        ok=table.counts["ok"],
+                        error=table.counts["error"],
+                        cached=table.counts["cached"],
+                        refresh=False,
+                    )
+                if live is not None:
+                    live.refresh()
+        finally:
+            if bar is not None:
+                bar.close()
+            self._shared.update(ended=dt.datetime.now(dt.timezone.utc), running=False)
+            if live is not None:
+                counts = ", ".join(f"{n} {k}" for k, n in table.counts.items() if n)
+                live.close(f"**{self.name}**: {counts or 'no points'}")
+        return state.update(**{self.output: self._frame(table, final=True)})
+
+    def _add(self, table: ResultTable, sub: TaskState) -> None:
+        task = sub.task
+        self._shared["finished"].add(task.index)
+        point = self.grid[task.index]
+        if task.error is not None:
+            status = "error"
+        elif task.cached:
+            status = "cached"
+        else:
+            status = "ok"
+        table.add(
+            point,
+            self._outputs(sub) if task.error is None else {},
+            status=status,
+            error=f"{type(task.error).__name__}: {task.error}" if task.error is not None else None,
+            attempts=task.attempts,
+            duration_s=task.duration_s,
+            task_id=task.index,
+        )
+
+    def _outputs(self, sub: State) -> dict:
+        if _RESULT in self.graph.writes:
+            value = sub.get(_RESULT)
+            return dict(value) if isinstance(value, dict) else {"result": value}
+        return {k: sub[k] for k in self.graph.writes if k in sub}
+
+    def _frame(self, table: ResultTable, final: bool) -> Any:
+        """The table as a DataFrame; once the sweep has stopped, points never finished are ``cancelled`` rows."""
+        finished = self._shared.get("finished", set())
+        frame = table.frame()
+        if final:
+            if len(finished) < len(self.grid):
+                frame = self._with_cancelled(frame, finished)
+            if self._shared.get("provenance") is None:
+                self._shared["provenance"] = self._provenance()
+            frame.attrs["nbflow"] = self._shared["provenance"]
+        return frame
+
+    def _with_cancelled(self, frame: Any, finished: set[int]) -> Any:
+        import pandas as pd
+
+        rows = ResultTable(self.grid.axes)
+        for index in range(len(self.grid)):
+            if index not in finished:
+                rows.add(self.grid[index], {}, status="cancelled", task_id=index)
+        return pd.concat([frame, rows.frame()], ignore_index=True).sort_values(
+            "task_id", kind="stable", ignore_index=True
+        )
+
+    def _provenance(self) -> dict:
+        from nbflow.sweep.provenance import collect_provenance
+
+        shared = self._shared
+        return collect_provenance(
+            axes={a: _axis_values(self.grid, a) for a in self.grid.axes},
+            target_name=self.graph.name,
+            code_hash=code_fingerprint(self.graph),
+            executor=repr(self.executor) if not isinstance(self.executor, str) else self.executor,
+            started_at=shared.get("started") or dt.datetime.now(dt.timezone.utc),
+            ended_at=shared.get("ended") or dt.datetime.now(dt.timezone.utc),
+        )
+
+
+def _axis_values(g: Grid, axis: str) -> list:
+    return list(dict.fromkeys(_hashable(point[axis]) for point in g))
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def _as_grid(axes: Any) -> Grid:
+    if isinstance(axes, dict):
+        return grid(**axes)
+    msg = f"Sweep(grid=...) takes a Grid (nbflow.grid(...), zipped(...), sample(...)) or a dict of axes; got {type(axes).__name__}."
+    raise TypeError(msg)
+
+
+def sweep(target: Any, grid: Grid | dict, **options: Any) -> Any:
+    """``Sweep(target, grid, **options).run()``: the DataFrame of results.
+
+    Example:
+        >>> sweep(lambda x: x * x, {"x": [1, 2, 3]}, progress=False)["result"].tolist()
+        [1, 4, 9]
+    """
+    return Sweep(target, grid, **options).run()
