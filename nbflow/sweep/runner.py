@@ -27,7 +27,7 @@ from nbflow.errors import SweepError, TaskFailed, TasksCancelled
 from nbflow.parallel.map import TaskBasedParallelAction
 from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_runnable
 from nbflow.persistence.fingerprint import code_fingerprint
-from nbflow.sweep.grid import Grid, grid
+from nbflow.sweep.grid import Grid, grid, zipped
 from nbflow.sweep.live import LiveTable, in_notebook, make_progress
 from nbflow.sweep.results import ResultTable
 
@@ -178,7 +178,44 @@ class Sweep(TaskBasedParallelAction):
         table = self._shared["table"]
         if table is None:
             return ResultTable(self.grid.axes).frame()
+        if self._shared.get("rerun") is not None and not self._shared.get("running", False):
+            return self._shared["rerun"]
         return self._frame(table, final=not self._shared.get("running", False))
+
+    def rerun_failed(self) -> Any:
+        """Run again only the points whose last result was ``error`` or ``cancelled``.
+
+        Returns:
+            The whole DataFrame, with those rows replaced by the new results
+            (``sweep.results`` shows it too).
+        """
+        import pandas as pd
+
+        before = self.results
+        redo = [int(i) for i in before.loc[before["status"].isin(["error", "cancelled"]), "task_id"]]
+        if not redo:
+            return before
+        subset = zipped(**{axis: [self.grid[i][axis] for i in redo] for axis in self.grid.axes})
+        again = Sweep(
+            self.target,
+            subset,
+            executor=self.executor,
+            on_error=self.on_error,
+            retries=self.retries,
+            retry_backoff_s=self.retry_backoff_s,
+            cache=self.cache,
+            progress=self.progress,
+            live=self.live,
+            name=self.name,
+        ).run()
+        again["task_id"] = [redo[i] for i in again["task_id"]]
+        kept = before[~before["task_id"].isin(redo)]
+        merged = pd.concat([kept, again], ignore_index=True).sort_values(
+            "task_id", kind="stable", ignore_index=True
+        )
+        merged.attrs["nbflow"] = {**before.attrs.get("nbflow", {}), "reran": len(redo)}
+        self._shared["rerun"] = merged
+        return merged
 
     def __len__(self) -> int:
         return len(self.grid)
@@ -195,7 +232,9 @@ class Sweep(TaskBasedParallelAction):
     def reduce(self, state: State, states: Iterator[TaskState]) -> State:
         table = ResultTable(self.grid.axes)
         started = dt.datetime.now(dt.timezone.utc)
-        self._shared.update(table=table, started=started, finished=set(), running=True, provenance=None)
+        self._shared.update(
+            table=table, started=started, finished=set(), running=True, provenance=None, rerun=None
+        )
         bar = make_progress(self.progress, len(self.grid), self.name)
         live = (
             LiveTable(functools.partial(self._frame, table, final=False))

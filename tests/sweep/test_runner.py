@@ -298,3 +298,25 @@ def test_result_table_compacts_in_chunks_and_backfills_new_columns():
     frame = table.frame()
     assert frame["b"].isna().tolist() == [True, True, False]
     assert frame["b"].tolist()[2] == "late" and len(table) == 3
+
+
+def test_sweep_rerun_failed_runs_only_the_failed_points():
+    """rerun_failed() re-runs error rows only and puts their new results in place."""
+    calls = []
+    broken = {"on": True}
+
+    def flaky(x):
+        calls.append(x)
+        if broken["on"] and x % 2:
+            raise RuntimeError("flaky")
+        return {"y": x * 10}
+
+    s = Sweep(flaky, grid(x=range(6)), progress=False, executor="sequential")
+    first = s.run()
+    assert list(first["status"]) == ["ok", "error"] * 3
+    broken["on"] = False
+    calls.clear()
+    again = s.rerun_failed()
+    assert sorted(calls) == [1, 3, 5]
+    assert list(again["status"]) == ["ok"] * 6 and again["y"].tolist() == [0, 10, 20, 30, 40, 50]
+    assert list(again["task_id"]) == list(range(6)) and s.results is again
