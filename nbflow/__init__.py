@@ -76,7 +76,7 @@ from nbflow.persistence import (
     register_serde,
     state_at,
 )
-from nbflow.sweep import (
+from nbflow.sweeps import (
     Grid,
     ResultTable,
     Sweep,
@@ -135,7 +135,7 @@ def load_ipython_extension(ipython) -> None:
 def __getattr__(name: str):
     # load_results brings pandas with it; `import nbflow` stays light until it is asked for.
     if name == "load_results":
-        from nbflow.sweep.export import load_results
+        from nbflow.sweeps.export import load_results
 
         return load_results
     msg = f"module 'nbflow' has no attribute {name!r}"

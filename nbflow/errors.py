@@ -95,7 +95,9 @@ class _PartialResults(NbflowError, RuntimeError):
         task_index: the position of the task that failed (for `TaskFailed`).
     """
 
-    def __init__(self, message: str, partial_state: object = None, finished: int = 0, task_index: int | None = None) -> None:
+    def __init__(
+        self, message: str, partial_state: object = None, finished: int = 0, task_index: int | None = None
+    ) -> None:
         super().__init__(message)
         self.partial_state = partial_state
         self.finished = finished

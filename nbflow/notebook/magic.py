@@ -27,8 +27,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 
 from nbflow.parallel.executors import resolve_executor
-from nbflow.sweep.grid import grid, zipped
-from nbflow.sweep.runner import Sweep
+from nbflow.sweeps.grids import grid, zipped
+from nbflow.sweeps.runner import Sweep
 
 __all__ = ["ParallelMapMagics", "CellBody", "parse_line"]
 

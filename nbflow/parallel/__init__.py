@@ -17,7 +17,7 @@ from nbflow.parallel.executors import (
     register_executor,
     resolve_executor,
 )
-from nbflow.parallel.interleave import StepEvent, ainterleave, interleave
+from nbflow.parallel.interleaving import StepEvent, ainterleave, interleave
 from nbflow.parallel.map import MapActions, MapActionsAndStates, MapStates, TaskBasedParallelAction
 from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskInfo, TaskState
 

@@ -29,8 +29,15 @@ def magic(shell, line, cell):
 def test_magic_runs_the_body_per_point_with_the_last_expression_as_result(shell):
     """Each point binds the axis names; the last expression's dict becomes columns."""
     shell.user_ns["scale"] = 10
-    df = magic(shell, "--no-progress lr=[0.1, 0.2] depth=range(2)", "value = lr * scale + depth\n{'value': value}")
-    assert df[["lr", "depth", "value"]].values.tolist() == [[0.1, 0, 1.0], [0.1, 1, 1.0 + 1], [0.2, 0, 2.0], [0.2, 1, 3.0]]
+    df = magic(
+        shell, "--no-progress lr=[0.1, 0.2] depth=range(2)", "value = lr * scale + depth\n{'value': value}"
+    )
+    assert df[["lr", "depth", "value"]].values.tolist() == [
+        [0.1, 0, 1.0],
+        [0.1, 1, 1.0 + 1],
+        [0.2, 0, 2.0],
+        [0.2, 1, 3.0],
+    ]
     assert shell.user_ns["results"] is df
 
 
@@ -69,7 +76,11 @@ def test_magic_body_assignments_do_not_leak_into_the_notebook(shell):
 def test_magic_runs_on_processes_with_notebook_functions(shell, shutdown_processes):
     """With --executor processes the body and the notebook functions it calls are shipped with cloudpickle."""
     shell.run_cell("def triple(v):\n    return 3 * v")
-    df = magic(shell, "--executor processes --n-jobs 2 --no-progress x=[1, 2, 3]", "import os\n{'y': triple(x), 'pid': os.getpid()}")
+    df = magic(
+        shell,
+        "--executor processes --n-jobs 2 --no-progress x=[1, 2, 3]",
+        "import os\n{'y': triple(x), 'pid': os.getpid()}",
+    )
     import os
 
     assert df["y"].tolist() == [3, 6, 9] and os.getpid() not in set(df["pid"])

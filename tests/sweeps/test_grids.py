@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 
 from nbflow.errors import NbflowError, SweepError
-from nbflow.sweep.grid import Grid, choice, grid, loguniform, randint, sample, uniform, zipped
+from nbflow.sweeps.grids import Grid, choice, grid, loguniform, randint, sample, uniform, zipped
 
 NAMES = ["a", "b", "c", "d", "e"]
 SMALL_VALUES = st.lists(st.integers(-5, 5), max_size=3)

@@ -27,9 +27,9 @@ from nbflow.errors import SweepError, TaskFailed, TasksCancelled
 from nbflow.parallel.map import TaskBasedParallelAction
 from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_runnable
 from nbflow.persistence.fingerprint import code_fingerprint
-from nbflow.sweep.grid import Grid, grid, zipped
-from nbflow.sweep.live import LiveTable, in_notebook, make_progress
-from nbflow.sweep.results import ResultTable
+from nbflow.sweeps.grids import Grid, grid, zipped
+from nbflow.sweeps.live import LiveTable, in_notebook, make_progress
+from nbflow.sweeps.results import ResultTable
 
 __all__ = ["Sweep", "sweep"]
 
@@ -313,7 +313,7 @@ class Sweep(TaskBasedParallelAction):
         )
 
     def _provenance(self) -> dict:
-        from nbflow.sweep.provenance import collect_provenance
+        from nbflow.sweeps.provenance import collect_provenance
 
         shared = self._shared
         return collect_provenance(

@@ -2,12 +2,12 @@
 
 Importing this package does not import pandas; the DataFrame code loads when a
 sweep builds its first frame. `load_results` and the ``df.nbflow`` accessor
-live in `nbflow.sweep.export`.
+live in `nbflow.sweeps.export`.
 """
 
-from nbflow.sweep.grid import Grid, choice, grid, loguniform, randint, sample, uniform, zipped
-from nbflow.sweep.results import ResultTable, to_dataframe
-from nbflow.sweep.runner import Sweep, sweep
+from nbflow.sweeps.grids import Grid, choice, grid, loguniform, randint, sample, uniform, zipped
+from nbflow.sweeps.results import ResultTable, to_dataframe
+from nbflow.sweeps.runner import Sweep, sweep
 
 __all__ = [
     "Grid", "grid", "zipped", "sample", "uniform", "loguniform", "randint", "choice",

@@ -87,6 +87,9 @@ class ResultTable:
         """The rows so far as one DataFrame (in point order when ``sort``); the table stays usable."""
         import pandas as pd
 
+        # Loading export registers the df.nbflow accessor, so every result frame has it.
+        from nbflow.sweeps import export  # noqa: F401
+
         with self._lock:
             self._compact()
             order = [*self.axes, *self.outputs, *META_COLUMNS]

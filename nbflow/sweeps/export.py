@@ -1,0 +1,269 @@
+"""Sweep results on disk with their provenance: the ``df.nbflow`` accessor and `load_results`.
+
+Importing this module registers the accessor. The format follows the extension:
+
+- ``.parquet`` (needs pyarrow: ``pip install 'nbflow[parquet]'``): the table as
+  Arrow columns. The provenance is in the file's key-value metadata under
+  ``nbflow`` (JSON written by nbflow's serde), each column's dtype under
+  ``nbflow.dtypes``.
+- ``.json``: one object, ``{"format": "nbflow-results", "version": 1,
+  "nbflow": <provenance>, "columns": [...], "dtypes": {...}, "data": [...]}``,
+  with one record (a dict keyed by column) per row. Datetimes and timedeltas
+  are ISO 8601 strings, missing values ``null``; values of object columns are
+  stored by nbflow's serde, so tuples, arrays and nan come back as they were.
+- ``.csv``: a plain CSV any tool can read. Provenance, dtypes and a checksum of
+  the CSV go to a sidecar beside it, ``<name>.csv.nbflow.json``. Without the
+  sidecar the CSV still loads, with pandas' own type guesses and a warning.
+
+What comes back: the values, the column order, the dtypes (numpy numbers and
+bools, nullable ``Int64``/``Float64``/``boolean``, ``str``/``string``,
+datetimes with unit and time zone, timedeltas, categoricals with their
+categories) and ``attrs["nbflow"]``. Object columns holding only strings and
+missing values stay readable text, and load with None for the missing values
+(a nan among the strings comes back as None). Any other object column is
+stored cell by cell as serde JSON text in CSV and parquet, and loads exactly.
+In CSV an empty string in a ``str`` column cannot be told from a missing value.
+Other ``attrs`` keys are not stored.
+
+The index is not stored: named index levels become columns first (as
+``df.reset_index()`` would make them), an unnamed index is dropped, and the
+loaded frame has a fresh RangeIndex. Column labels must be unique strings.
+
+Every file is written to a temporary file in the same directory and moved into
+place, so a reader never sees half a file. A new file is readable by its owner
+only (0o600); an existing file keeps its permissions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nbflow.errors import ResultsColumnError, ResultsError, ResultsExistError, ResultsNotFoundError
+from nbflow.persistence.serde import to_json
+from nbflow.sweeps._formats import (
+    SIDECAR_SUFFIX,
+    SUPPORTED_EXTENSIONS,
+    kind_of,
+    read_results,
+    refuse_non_file,
+    without_index,
+    write_results,
+)
+
+__all__ = ["NbflowAccessor", "load_results", "sidecar_path", "SUPPORTED_EXTENSIONS"]
+
+_DONE = ("ok", "cached")
+
+
+@pd.api.extensions.register_dataframe_accessor("nbflow")
+class NbflowAccessor:
+    """``df.nbflow``: export with provenance, and pick rows of a sweep's results.
+
+    Example:
+        >>> import pandas as pd
+        >>> import nbflow.sweeps.export  # registers df.nbflow
+        >>> df = pd.DataFrame({"lr": [0.1, 0.01, 1.0], "acc": [0.8, 0.9, None], "status": ["ok", "ok", "error"]})
+        >>> print(df.nbflow.best("acc")["lr"], len(df.nbflow.failed()), len(df.nbflow.ok()))
+        0.01 1 2
+    """
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        self._df = df
+
+    @property
+    def provenance(self) -> dict:
+        """``df.attrs["nbflow"]``: how the results were made (see `collect_provenance`); ``{}`` if unknown."""
+        return self._df.attrs.get("nbflow", {})
+
+    def export(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+        """Write the frame and its provenance to ``path``; the extension picks the format.
+
+        Args:
+            path: where to write: a ``.csv``, ``.json`` or ``.parquet`` file.
+                Missing parent directories are created. A CSV also writes
+                ``<path>.nbflow.json`` beside it; nothing else is written.
+            overwrite: replace an existing file (keeping its permissions).
+
+        Returns:
+            The resolved path written.
+
+        Raises:
+            ExportError: an unsupported extension, a path that is a directory,
+                or column labels that are not unique strings.
+            ResultsExistError: the file exists and ``overwrite`` is false.
+            MissingDependencyError: ``.parquet`` without pyarrow installed.
+            SerializationError: a provenance value or an object cell nbflow's
+                serde cannot store.
+
+        Example:
+            >>> import pathlib, tempfile
+            >>> import pandas as pd
+            >>> from nbflow.sweeps.export import load_results
+            >>> df = pd.DataFrame({"lr": [0.1, 0.01], "acc": [0.8, 0.9]})
+            >>> df.attrs["nbflow"] = {"target_name": "train"}
+            >>> out = df.nbflow.export(pathlib.Path(tempfile.mkdtemp()) / "runs.csv")
+            >>> loaded = load_results(out)
+            >>> loaded["acc"].tolist(), loaded.nbflow.provenance
+            ([0.8, 0.9], {'target_name': 'train'})
+        """
+        given = Path(os.fspath(path)).expanduser()
+        kind = kind_of(given, "export to")
+        target = given.resolve()
+        refuse_non_file(target, "write results to")
+        if not overwrite and target.exists():
+            msg = f"Cannot export to {target}: the file exists. Pass overwrite=True to replace it, or choose another name."
+            raise ResultsExistError(msg)
+        frame = without_index(self._df)
+        provenance = to_json(self.provenance, path="df.attrs['nbflow']")
+        write_results(frame, target, provenance, kind)
+        return target
+
+    def best(self, metric: str, mode: str = "max") -> pd.Series:
+        """The row with the highest (``mode="max"``) or lowest (``"min"``) ``metric``.
+
+        Only rows with status ``ok`` or ``cached`` count when there is a status
+        column, and rows without a value for ``metric`` never do. On a tie the
+        first such row wins.
+
+        Raises:
+            ResultsColumnError: no column ``metric`` (a KeyError).
+            ResultsError: ``metric`` is not numeric, ``mode`` is neither
+                ``"max"`` nor ``"min"``, or no row qualifies.
+
+        Example:
+            >>> import pandas as pd
+            >>> import nbflow.sweeps.export
+            >>> df = pd.DataFrame({"lr": [0.1, 0.01], "loss": [0.5, 0.2]})
+            >>> print(df.nbflow.best("loss", mode="min")["lr"])
+            0.01
+        """
+        df = self._df
+        if mode not in ("max", "min"):
+            msg = f"best(mode=...) takes 'max' or 'min', not {mode!r}."
+            raise ResultsError(msg)
+        numeric = [str(c) for c, t in df.dtypes.items() if _is_number(t)]
+        if metric not in df.columns:
+            msg = f"No column {metric!r} in these results. Numeric columns: {numeric}. Pass one of them to best()."
+            raise ResultsColumnError(msg)
+        column = df.loc[:, metric]
+        if isinstance(column, pd.DataFrame):
+            msg = f"Column {metric!r} appears {column.shape[1]} times in these results; best() needs one. Rename the duplicates."
+            raise ResultsError(msg)
+        if not _is_number(column.dtype):
+            msg = f"Column {metric!r} holds {column.dtype} values, not numbers, so best() cannot rank it. Numeric columns: {numeric}."
+            raise ResultsError(msg)
+        rows = self.ok() if "status" in df.columns else df
+        # Positions, not labels: a filtered or concatenated frame may repeat index labels.
+        ranked = rows[metric].reset_index(drop=True)
+        if not ranked.notna().any():
+            raise ResultsError(_no_best_message(df, rows, metric))
+        return rows.iloc[ranked.idxmax() if mode == "max" else ranked.idxmin()]
+
+    def failed(self) -> pd.DataFrame:
+        """The rows whose status is ``error`` (an empty frame with the same columns if none).
+
+        Raises:
+            ResultsError: the frame has no ``status`` column.
+
+        Example:
+            >>> import pandas as pd
+            >>> import nbflow.sweeps.export
+            >>> df = pd.DataFrame({"x": [1, 2], "status": ["ok", "error"], "error": [None, "ValueError: x=2"]})
+            >>> df.nbflow.failed()["error"].tolist()
+            ['ValueError: x=2']
+        """
+        return self._df[self._status("failed") == "error"]
+
+    def ok(self) -> pd.DataFrame:
+        """The rows whose status is ``ok`` or ``cached``.
+
+        Raises:
+            ResultsError: the frame has no ``status`` column.
+
+        Example:
+            >>> import pandas as pd
+            >>> import nbflow.sweeps.export
+            >>> df = pd.DataFrame({"x": [1, 2, 3], "status": ["ok", "error", "cached"]})
+            >>> df.nbflow.ok()["x"].tolist()
+            [1, 3]
+        """
+        return self._df[self._status("ok").isin(_DONE)]
+
+    def _status(self, method: str) -> pd.Series:
+        if "status" not in self._df.columns:
+            msg = f"df.nbflow.{method}() needs a 'status' column, and these results have none (columns: {[str(c) for c in self._df.columns]}). Use it on the DataFrame a sweep returns, or on one loaded with nbflow.sweeps.export.load_results()."
+            raise ResultsError(msg)
+        return self._df["status"]
+
+
+def load_results(path: str | os.PathLike) -> pd.DataFrame:
+    """Read results written by ``df.nbflow.export``, with their dtypes and ``attrs["nbflow"]``.
+
+    Args:
+        path: a ``.csv`` (its sidecar ``<path>.nbflow.json`` is read too),
+            ``.json`` or ``.parquet`` file.
+
+    Returns:
+        The frame, with a fresh RangeIndex and the provenance in
+        ``attrs["nbflow"]`` (``{}`` for a CSV without its sidecar, which loads
+        with pandas' type guesses and a warning).
+
+    Raises:
+        ResultsNotFoundError: no file at ``path`` (a FileNotFoundError).
+        ExportError: an unsupported extension, a directory, or a JSON file
+            that nbflow did not write.
+        MissingDependencyError: ``.parquet`` without pyarrow installed.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> import pandas as pd
+        >>> from nbflow.sweeps.export import load_results
+        >>> df = pd.DataFrame({"when": pd.to_datetime(["2024-05-01"]), "ok": [True]})
+        >>> out = df.nbflow.export(pathlib.Path(tempfile.mkdtemp()) / "runs.json")
+        >>> load_results(out).dtypes.astype(str).tolist()
+        ['datetime64[us]', 'bool']
+    """
+    given = Path(os.fspath(path)).expanduser()
+    kind = kind_of(given, "load results from")
+    target = given.resolve()
+    if not target.exists():
+        msg = f"No results file at {target}. Check the path, or write the file first with df.nbflow.export({str(given)!r})."
+        raise ResultsNotFoundError(msg)
+    refuse_non_file(target, "load results from")
+    return read_results(target, kind)
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """Where the provenance and dtypes of a CSV export live: ``<path>.nbflow.json`` beside it.
+
+    Example:
+        >>> sidecar_path("/tmp/runs.csv").name
+        'runs.csv.nbflow.json'
+    """
+    target = Path(os.fspath(path)).expanduser().resolve()
+    return target.with_name(target.name + SIDECAR_SUFFIX)
+
+
+def _no_best_message(df: pd.DataFrame, rows: pd.DataFrame, metric: str) -> str:
+    if df.empty:
+        why = "the results are empty"
+    elif rows.empty:
+        counts = ", ".join(f"{n} {s}" for s, n in df["status"].value_counts().items())
+        why = f"none of the {len(df)} rows has status 'ok' or 'cached' ({counts})"
+    else:
+        eligible = "with status 'ok' or 'cached' " if "status" in df.columns else ""
+        why = f"the {len(rows)} rows {eligible}have no value for {metric!r}"
+    fix = (
+        " See df.nbflow.failed() for what went wrong."
+        if "status" in df.columns and (df["status"] == "error").any()
+        else ""
+    )
+    return f"No row to take the best {metric!r} from: {why}.{fix}"
+
+
+def _is_number(dtype: Any) -> bool:
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)

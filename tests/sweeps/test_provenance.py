@@ -1,0 +1,180 @@
+"""collect_provenance: the given fields, versions, platform, and git details when there is a repository."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nbflow
+from nbflow.persistence.serde import dumps, loads
+from nbflow.sweeps import provenance as provenance_module
+from nbflow.sweeps.provenance import collect_provenance
+
+REPO = Path(__file__).resolve().parents[2]
+T0 = dt.datetime(2024, 5, 1, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+
+
+def _collect(**overrides):
+    kwargs = {
+        "axes": {"lr": [0.1, 0.01], "seed": [0, 1, 2]},
+        "target_name": "train",
+        "code_hash": "c0ffee",
+        "executor": "threads",
+        "started_at": T0,
+        "ended_at": T0 + dt.timedelta(minutes=2, seconds=3.5),
+    }
+    return collect_provenance(**{**kwargs, **overrides})
+
+
+def test_collect_provenance_records_the_given_fields():
+    """Target, code hash, executor, axes and extra are kept; times become UTC ISO strings with a duration."""
+    p = _collect(extra={"dataset": "mnist", "split": (0.8, 0.2)})
+    assert p["target_name"] == "train" and p["code_hash"] == "c0ffee" and p["executor"] == "threads"
+    assert p["axes"] == {"lr": [0.1, 0.01], "seed": [0, 1, 2]}
+    assert p["started_at"] == "2024-05-01T12:00:00+00:00"
+    assert p["ended_at"] == "2024-05-01T12:02:03.500000+00:00"
+    assert p["duration_s"] == 123.5
+    assert p["extra"] == {"dataset": "mnist", "split": (0.8, 0.2)}
+    assert p["schema"] == 1
+
+
+def test_collect_provenance_reads_naive_datetimes_as_local_time():
+    """A naive datetime (datetime.now()) is converted from local time to UTC."""
+    naive = dt.datetime(2024, 5, 1, 12, 0)
+    p = _collect(started_at=naive, ended_at=naive)
+    assert p["started_at"] == naive.astimezone(dt.timezone.utc).isoformat()
+    assert p["extra"] == {}
+
+
+def test_collect_provenance_rejects_a_non_datetime():
+    """A string for started_at is a TypeError naming the argument and what to pass."""
+    with pytest.raises(
+        TypeError, match=r"collect_provenance\(started_at=...\) takes a datetime, not str '2024-05-01'"
+    ):
+        _collect(started_at="2024-05-01")
+
+
+def test_collect_provenance_keeps_storable_values_and_reprs_the_rest():
+    """Axis values serde can store stay as they are (numpy, tuples); others become their repr."""
+
+    class Model:
+        def __repr__(self):
+            return "Model(depth=3)"
+
+    p = _collect(axes={"lr": [np.float64(0.5), (1, 2)], "model": [Model()]})
+    assert p["axes"]["lr"] == [np.float64(0.5), (1, 2)]
+    assert type(p["axes"]["lr"][0]) is np.float64
+    assert p["axes"]["model"] == ["Model(depth=3)"]
+    assert loads(dumps(p)) == p
+
+
+def test_collect_provenance_is_plain_json_for_plain_axes():
+    """With plain axis values the whole dict goes through json.dumps unchanged."""
+    p = _collect()
+    assert json.loads(json.dumps(p)) == p
+
+
+def test_collect_provenance_versions_name_python_nbflow_and_installed_packages():
+    """versions holds python, nbflow and the installed packages' versions, and skips missing ones."""
+    versions = _collect()["versions"]
+    assert versions["python"] == platform.python_version()
+    assert versions["nbflow"] == nbflow.__version__
+    assert versions["pandas"] == pd.__version__
+    assert versions["numpy"] == np.__version__
+    assert {"joblib", "tqdm", "ipywidgets"} <= set(versions)
+    assert set(versions) <= {"python", "nbflow", *provenance_module._PACKAGES}
+    for dist, module in provenance_module._PACKAGES.items():
+        if module not in sys.modules and not _installed(dist):
+            assert dist not in versions
+
+
+def _installed(dist: str) -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def test_collect_provenance_imports_no_package_to_read_its_version():
+    """Reading versions imports none of pandas, numpy, dask, ray, sklearn, ipywidgets (checked in a fresh process)."""
+    code = (
+        "import sys, datetime as dt\n"
+        "from nbflow.sweeps.provenance import collect_provenance\n"
+        "t = dt.datetime.now(dt.timezone.utc)\n"
+        "p = collect_provenance(axes={}, target_name='t', code_hash='h', executor='e', started_at=t, ended_at=t)\n"
+        "heavy = ['pandas', 'numpy', 'dask', 'distributed', 'ray', 'sklearn', 'ipywidgets', 'pyarrow']\n"
+        "print(sorted(m for m in heavy if m in sys.modules), 'pandas' in p['versions'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["[]", "True"]
+
+
+def test_collect_provenance_platform_and_hostname():
+    """platform names the system and machine; hostname is this machine's."""
+    p = _collect()
+    assert p["platform"] == {"system": platform.system(), "machine": platform.machine()}
+    assert p["hostname"] == socket.gethostname()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary")
+def test_collect_provenance_has_the_git_commit_inside_a_repository(monkeypatch):
+    """Run inside the nbflow checkout, git holds HEAD's commit, the branch and a dirty flag."""
+    monkeypatch.chdir(REPO / "nbflow")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False)
+    if head.returncode != 0:
+        pytest.skip("the tests do not run from a git checkout with commits")
+    git = _collect()["git"]
+    assert git["commit"] == head.stdout.strip()
+    assert len(git["commit"]) == 40
+    assert isinstance(git["dirty"], bool)
+    assert git["branch"] is None or isinstance(git["branch"], str)
+
+
+def test_collect_provenance_has_no_git_outside_a_repository(tmp_path, monkeypatch):
+    """In a directory outside any repository the git key is left out."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert "git" not in _collect()
+
+
+def test_collect_provenance_has_no_git_without_the_git_binary(monkeypatch):
+    """With no git on PATH the git key is left out, and nothing is raised."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("PATH", "")
+    assert "git" not in _collect()
+
+
+def test_collect_provenance_swallows_a_git_timeout(monkeypatch):
+    """A git that does not answer in time costs the git key, not the sweep."""
+
+    def hang(*args, **kwargs):
+        raise subprocess.TimeoutExpired(cmd=args[0], timeout=kwargs.get("timeout"))
+
+    monkeypatch.setattr(provenance_module.subprocess, "run", hang)
+    assert "git" not in _collect()
+
+
+def test_collect_provenance_round_trips_through_an_export(tmp_path):
+    """Provenance put in attrs['nbflow'] comes back equal from every format that needs no extra."""
+    import nbflow.sweeps.export  # noqa: F401 - registers df.nbflow
+    from nbflow.sweeps.export import load_results
+
+    df = pd.DataFrame({"lr": [0.1, 0.01], "acc": [0.8, 0.9]})
+    df.attrs["nbflow"] = _collect(axes={"lr": [0.1, 0.01], "shape": [(2, 2)]})
+    for ext in (".csv", ".json"):
+        assert load_results(df.nbflow.export(tmp_path / f"r{ext}")).attrs["nbflow"] == df.attrs["nbflow"]
