@@ -6,6 +6,7 @@ being loaded, so nothing here imports IPython outside a notebook.
 
 from __future__ import annotations
 
+import html
 import sys
 import time
 from collections.abc import Callable
@@ -43,18 +44,18 @@ def make_progress(progress: Any, total: int, desc: str) -> Any:
 
 
 class LiveTable:
-    """Shows a DataFrame in a notebook output and replaces it as it grows, at most every ``interval_s``."""
+    """A table in a notebook output that redraws as the sweep grows, at most every ``interval_s``.
+
+    It is an ``ipywidgets.HTML`` whose value is replaced, rather than a display that is
+    updated: widget state survives being saved in a notebook and does not churn its outputs.
+    """
 
     def __init__(self, frame: Callable[[], Any], interval_s: float = 0.5, max_rows: int = 20) -> None:
         self._frame = frame
         self.interval_s = interval_s
         self.max_rows = max_rows
-        self._handle: Any = None
+        self._widget: Any = None
         self._last = 0.0
-
-    def _render(self) -> Any:
-        frame = self._frame()
-        return frame.tail(self.max_rows) if len(frame) > self.max_rows else frame
 
     def refresh(self, force: bool = False) -> None:
         """Redraw the table if ``interval_s`` has passed since the last redraw (always when ``force``)."""
@@ -62,16 +63,18 @@ class LiveTable:
         if not force and now - self._last < self.interval_s:
             return
         self._last = now
-        from IPython.display import display
+        frame = self._frame()
+        shown = frame.tail(self.max_rows) if len(frame) > self.max_rows else frame
+        html = f"<div>{len(frame)} rows so far</div>{shown.to_html(max_cols=20)}"
+        if self._widget is None:
+            import ipywidgets
+            from IPython.display import display
 
-        if self._handle is None:
-            self._handle = display(self._render(), display_id=True)
-        else:
-            self._handle.update(self._render())
+            self._widget = ipywidgets.HTML()
+            display(self._widget)
+        self._widget.value = html
 
     def close(self, summary: str) -> None:
         """Replace the table with a one-line ``summary`` (the cell's own output shows the result)."""
-        if self._handle is not None:
-            from IPython.display import Markdown
-
-            self._handle.update(Markdown(summary))
+        if self._widget is not None:
+            self._widget.value = f"<b>{html.escape(summary)}</b>"

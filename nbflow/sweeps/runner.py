@@ -260,7 +260,7 @@ class Sweep(TaskBasedParallelAction):
             self._shared.update(ended=dt.datetime.now(dt.timezone.utc), running=False)
             if live is not None:
                 counts = ", ".join(f"{n} {k}" for k, n in table.counts.items() if n)
-                live.close(f"**{self.name}**: {counts or 'no points'}")
+                live.close(f"{self.name}: {counts or 'no points'}")
         return state.update(**{self.output: self._frame(table, final=True)})
 
     def _add(self, table: ResultTable, sub: TaskState) -> None:
