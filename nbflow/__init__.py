@@ -116,6 +116,8 @@ __all__ = [
     # sweeps and their results
     "Grid", "grid", "zipped", "sample", "uniform", "loguniform", "randint", "choice",
     "Sweep", "sweep", "ResultTable", "to_dataframe", "load_results",
+    # notebook widgets (loaded on first use)
+    "SweepPanel", "GraphView", "HistoryView",
     # errors
     "NbflowError", "StateKeyError", "ActionContractError", "MissingInputError",
     "ActionReturnTypeError", "GraphError", "ConditionError", "AsyncActionError", "HaltError",
@@ -132,11 +134,19 @@ def load_ipython_extension(ipython) -> None:
     load(ipython)
 
 
+_WIDGETS = ("SweepPanel", "GraphView", "HistoryView")
+
+
 def __getattr__(name: str):
     # load_results brings pandas with it; `import nbflow` stays light until it is asked for.
     if name == "load_results":
         from nbflow.sweeps.export import load_results
 
         return load_results
+    # The widgets bring ipywidgets (and IPython's comm machinery) with them; likewise on demand.
+    if name in _WIDGETS:
+        from nbflow import widgets
+
+        return getattr(widgets, name)
     msg = f"module 'nbflow' has no attribute {name!r}"
     raise AttributeError(msg)

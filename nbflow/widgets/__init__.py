@@ -1,0 +1,6 @@
+"""Notebook widgets built on ipywidgets. Nothing in nbflow imports this package; users and
+``app.run(display=True)`` do."""
+
+from nbflow.widgets.sweep_panel import SweepPanel
+
+__all__ = ["SweepPanel"]

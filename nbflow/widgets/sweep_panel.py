@@ -1,0 +1,384 @@
+"""`SweepPanel`: a sweep's axes as controls, with Run, Cancel, progress, a live table, a plot and export.
+
+The panel is a thin front over `Sweep`. Its controls make a grid; Run builds a
+`Sweep` over that grid and runs it on a background thread, so the kernel stays
+free for other cells; the progress bar is the sweep's ``progress=`` hook, and
+the table and plot are drawn from ``sweep.results``. Nothing here decides how
+points run, fail, retry or cancel: `Sweep` does.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import ipywidgets
+
+from nbflow.errors import SweepError
+from nbflow.sweeps.grids import Grid, grid
+from nbflow.sweeps.runner import Sweep
+from nbflow.widgets.axis_controls import AxisControl, control_for, controls_from_signature
+from nbflow.widgets.progress import WidgetProgress
+from nbflow.widgets.svg_plot import metric_plot
+
+__all__ = ["SweepPanel"]
+
+# Columns every sweep frame has that are not outputs of the target.
+_BOOKKEEPING = ("status", "error", "attempts", "duration_s", "task_id")
+_RESERVED = ("progress", "live")
+
+
+class SweepPanel:
+    """Controls for a sweep's axes, a Run button that does not block the kernel, and its live results.
+
+    Each axis spec becomes a control, following ipywidgets' ``interact``:
+    ``(min, max)`` or ``(min, max, step)`` a range slider whose chosen ends and
+    step give the values; ``(min, max, "log")`` or ``(min, max, step, "log")``
+    two log sliders, one value every ``step`` decades (1 by default); a list a
+    multi-select with everything selected; a bool a checkbox and a str a text
+    field (one value each). With no specs, the controls come from the target's
+    defaults (see `nbflow.widgets.axis_controls` for the rules).
+
+    The panel shows the grid size as the controls change, Run and Cancel, a
+    progress bar, a plot of one metric against one axis, the results table, and
+    an Export field. ``panel.results`` is the DataFrame; ``panel.sweep`` the
+    last `Sweep`.
+
+    Args:
+        target: a function (called with one point's parameters), an action or a
+            `RunnableGraph`, as `Sweep` takes it.
+        sweep_options: more keyword arguments for `Sweep` (``executor``,
+            ``on_error``, ``retries``, ``cache``, ``name``); the panel supplies
+            ``progress`` and ``live`` itself.
+        max_rows: the table shows at most this many rows (the latest).
+        refresh_s: while running, redraw the table and plot at most this often.
+        export_path: the path the Export field starts with.
+        **axes: each axis name with its spec.
+
+    Raises:
+        SweepError: an axis is not a parameter of the target, a parameter has
+            neither a default nor a spec, or a spec is malformed.
+        TypeError: a spec no control fits, or a reserved sweep option.
+
+    Example:
+        >>> def train(lr, depth):
+        ...     return {"loss": round((lr - 0.01) ** 2 + depth / 100, 6)}
+        >>> panel = SweepPanel(train, lr=(1e-3, 1e-1, "log"), depth=[1, 2])
+        >>> panel
+        SweepPanel(train: lr 3 × depth 2 = 6 points)
+        >>> panel.run()  # returns at once; the sweep runs on a background thread
+        >>> panel.wait(timeout=60)["loss"].tolist()
+        [0.010081, 0.020081, 0.01, 0.02, 0.0181, 0.0281]
+    """
+
+    def __init__(
+        self,
+        target: Any,
+        *,
+        sweep_options: dict | None = None,
+        max_rows: int = 100,
+        refresh_s: float = 0.5,
+        export_path: str = "sweep_results.csv",
+        **axes: Any,
+    ) -> None:
+        self.target = target
+        self.sweep_options = dict(sweep_options or {})
+        reserved = [k for k in _RESERVED if k in self.sweep_options]
+        if reserved:
+            msg = f"SweepPanel(sweep_options=...) can't set {reserved[0]!r}: the panel draws its own progress bar and table. Leave it out, or use Sweep(...) directly."
+            raise TypeError(msg)
+        self.max_rows = max_rows
+        self.refresh_s = refresh_s
+        self.controls: dict[str, AxisControl] = (
+            {name: control_for(name, spec) for name, spec in axes.items()}
+            if axes
+            else controls_from_signature(target)
+        )
+        # Building a Sweep checks the axes against the target now, not when Run is pressed.
+        Sweep(target, self.grid(), progress=False, live=False, **self.sweep_options)
+        self.name = self.sweep_options.get("name") or getattr(target, "__name__", None) or "sweep"
+
+        self.sweep: Sweep | None = None
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._runs = 0
+        self._cancel_requested = False
+        self._started = 0.0
+        self._drawn = 0.0
+        self._frame: Any = None
+        self._quiet = False
+
+        self._build_widgets(export_path)
+        for control in self.controls.values():
+            control.observe(self._update_size)
+        self._update_size()
+
+    # -- the widgets ---------------------------------------------------------------------------
+
+    def _build_widgets(self, export_path: str) -> None:
+        self.size_label = ipywidgets.HTML()
+        self.run_button = ipywidgets.Button(description="Run", icon="play", button_style="success")
+        self.cancel_button = ipywidgets.Button(description="Cancel", icon="stop", disabled=True)
+        self.progress = ipywidgets.IntProgress(value=0, min=0, max=1, description="progress")
+        self.status = ipywidgets.HTML("Not run yet.")
+        self.metric_dropdown = ipywidgets.Dropdown(description="metric", options=[])
+        self.axis_dropdown = ipywidgets.Dropdown(description="against", options=list(self.controls))
+        self.plot = ipywidgets.HTML("<div class='nbflow-plot-empty'>Run the sweep to plot a metric.</div>")
+        # A long table scrolls inside its box rather than pushing the export field off screen.
+        self.table = ipywidgets.HTML(layout=ipywidgets.Layout(max_height="360px", overflow="auto"))
+        self.export_path = ipywidgets.Text(value=export_path, description="export to")
+        self.export_button = ipywidgets.Button(description="Export", icon="download")
+        self.export_status = ipywidgets.HTML()
+
+        self.run_button.on_click(self._on_run)
+        self.cancel_button.on_click(lambda button: self.cancel())
+        self.export_button.on_click(self._on_export)
+        self.metric_dropdown.observe(lambda change: self._draw_plot(), names="value")
+        self.axis_dropdown.observe(lambda change: self._draw_plot(), names="value")
+
+        for widget, css in (
+            (self.run_button, "nbflow-run"),
+            (self.cancel_button, "nbflow-cancel"),
+            (self.progress, "nbflow-progress"),
+            (self.status, "nbflow-status"),
+            (self.size_label, "nbflow-size"),
+            (self.table, "nbflow-table"),
+            (self.plot, "nbflow-plot"),
+        ):
+            widget.add_class(css)
+        self.table.value = self._table_html(self.results)
+        self.widget = ipywidgets.VBox(
+            [
+                ipywidgets.HTML(f"<b>Sweep of {html.escape(self.name)}</b>"),
+                ipywidgets.VBox([c.widget for c in self.controls.values()]),
+                ipywidgets.HBox([self.size_label, self.run_button, self.cancel_button]),
+                ipywidgets.HBox([self.progress, self.status]),
+                ipywidgets.HBox([self.metric_dropdown, self.axis_dropdown]),
+                self.plot,
+                self.table,
+                ipywidgets.HBox([self.export_path, self.export_button, self.export_status]),
+            ]
+        )
+        self.widget.add_class("nbflow-sweep-panel")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        # The widget's own text repr lists its children with their model ids, which change every run.
+        bundle["text/plain"] = repr(self)
+        return bundle
+
+    def __repr__(self) -> str:
+        g = self.grid()
+        sizes = " × ".join(f"{name} {len(c.values())}" for name, c in self.controls.items())
+        return f"SweepPanel({self.name}: {sizes} = {len(g)} point{'' if len(g) == 1 else 's'})"
+
+    # -- the public face -------------------------------------------------------------------------
+
+    def grid(self) -> Grid:
+        """The grid the controls give now."""
+        return grid(**{name: control.values() for name, control in self.controls.items()})
+
+    @property
+    def running(self) -> bool:
+        """Whether a sweep is running now."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def results(self) -> Any:
+        """The last sweep's DataFrame (so far, while it runs); an empty frame before the first run."""
+        if self.sweep is None:
+            from nbflow.sweeps.results import ResultTable
+
+            return ResultTable(list(self.controls)).frame()
+        return self.sweep.results
+
+    def run(self) -> None:
+        """Start a sweep over the grid the controls give, on a background thread, and return at once.
+
+        Raises:
+            SweepError: a sweep is already running, or the controls select no points.
+        """
+        if self.running:
+            msg = f"The sweep panel for {self.name} is already running; call panel.wait() for it to finish, or panel.cancel() to stop it."
+            raise SweepError(msg)
+        points = self.grid()
+        if not len(points):
+            empty = [name for name, c in self.controls.items() if not c.values()]
+            msg = f"The sweep panel for {self.name} has no points to run: axis {empty[0]!r} has no values selected. Select at least one."
+            raise SweepError(msg)
+        progress = functools.partial(WidgetProgress, self.progress, on_update=self._progressed)
+        sweep = Sweep(self.target, points, progress=progress, live=False, **self.sweep_options)
+        self._runs += 1
+        self.sweep, self.error, self._cancel_requested = sweep, None, False
+        self._started = time.monotonic()
+        self.run_button.disabled, self.cancel_button.disabled = True, False
+        self.status.value = f"Run {self._runs}: starting {len(points)} points…"
+        # A thread, not a process: the target and its results stay in this kernel, and the cell returns.
+        self._thread = threading.Thread(
+            target=self._work, args=(sweep,), name=f"nbflow-sweep-panel-{self._runs}", daemon=True
+        )
+        self._thread.start()
+
+    def cancel(self) -> None:
+        """Stop the running sweep: finished points stay in the results, the others become ``cancelled`` rows."""
+        if not self.running or self.sweep is None:
+            return
+        self._cancel_requested = True
+        self.sweep.cancel()
+        self.cancel_button.disabled = True
+        self.status.value = f"Run {self._runs}: cancelling…"
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the current sweep ends, then return ``panel.results``.
+
+        Args:
+            timeout: give up after this many seconds (None waits for as long as it takes).
+
+        Raises:
+            TimeoutError: the sweep still runs after ``timeout`` seconds.
+            Exception: whatever the sweep raised (e.g. `TaskFailed` with ``on_error="raise"``).
+        """
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                msg = f"The sweep panel for {self.name} still runs after {timeout} s; wait longer, or call panel.cancel() to stop it."
+                raise TimeoutError(msg)
+        if self.error is not None:
+            raise self.error
+        return self.results
+
+    def export(self, path: str | Path | None = None) -> Path:
+        """Write the results with their provenance (``df.nbflow.export``); the format follows the extension.
+
+        Args:
+            path: where to write (``.csv``, ``.json`` or ``.parquet``); the Export field's path by default.
+
+        Raises:
+            SweepError: there are no results yet.
+        """
+        if self.sweep is None:
+            msg = f"The sweep panel for {self.name} has no results to export yet: press Run (or call panel.run()) first."
+            raise SweepError(msg)
+        import nbflow.sweeps.export  # noqa: F401  (registers the df.nbflow accessor)
+
+        return self.results.nbflow.export(path if path is not None else self.export_path.value)
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def _on_run(self, button: Any) -> None:
+        # A button callback's exception would go to the kernel log, where nobody sees it.
+        try:
+            self.run()
+        except Exception as exc:
+            self.status.value = _error_html(exc)
+
+    def _on_export(self, button: Any) -> None:
+        try:
+            path = self.export()
+        except Exception as exc:
+            self.export_status.value = _error_html(exc)
+            return
+        self.export_status.value = f"Wrote {html.escape(str(path))} ({len(self.results)} rows)."
+
+    def _work(self, sweep: Sweep) -> None:
+        try:
+            sweep.run()
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self._draw(sweep.results, final=True)
+            self.run_button.disabled = not len(self.grid())
+            self.cancel_button.disabled = True
+
+    def _progressed(self, progress: WidgetProgress) -> None:
+        # Runs on the sweep's thread. A Cancel pressed before the sweep had registered its run
+        # reached nobody; now the run exists, so say it again.
+        if self._cancel_requested and self.sweep is not None:
+            self.sweep.cancel()
+        now = time.monotonic()
+        if progress.closed or now - self._drawn < self.refresh_s:
+            return
+        self._drawn = now
+        self._draw(self.sweep.results, final=False, progress=progress)
+
+    # -- drawing ----------------------------------------------------------------------------------
+
+    def _update_size(self) -> None:
+        g = self.grid()
+        parts = " × ".join(f"{html.escape(name)} {len(c.values())}" for name, c in self.controls.items())
+        self.size_label.value = f"<b>{len(g)} point{'' if len(g) == 1 else 's'}</b> ({parts})"
+        self.run_button.disabled = self.running or not len(g)
+
+    def _draw(self, frame: Any, *, final: bool, progress: WidgetProgress | None = None) -> None:
+        self._frame = frame
+        counts = frame["status"].value_counts().to_dict() if len(frame) else {}
+        done = sum(n for status, n in counts.items() if status != "cancelled")
+        total = len(self.sweep) if self.sweep is not None else 0
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        elapsed = time.monotonic() - self._started
+        if not final:
+            self.status.value = f"Run {self._runs}: {done} of {total} points · {summary} · {elapsed:.1f} s"
+        elif self.error is not None:
+            self.status.value = (
+                f"Run {self._runs} failed after {done} of {total} points: {_error_html(self.error)}"
+            )
+        else:
+            verb = "cancelled" if counts.get("cancelled") else "finished"
+            self.status.value = (
+                f"Run {self._runs} {verb}: {done} of {total} points · {summary} · {elapsed:.1f} s"
+            )
+        self.table.value = self._table_html(frame)
+        self._update_metrics(frame)
+        self._draw_plot()
+
+    def _table_html(self, frame: Any) -> str:
+        shown = frame.tail(self.max_rows) if len(frame) > self.max_rows else frame
+        caption = f"{len(frame)} rows" + (
+            f", the last {self.max_rows} shown" if len(frame) > self.max_rows else ""
+        )
+        table = shown.to_html(index=False, classes="nbflow-sweep-table", na_rep="", border=0)
+        return f"<div class='nbflow-table-caption'>{caption}</div>{table}"
+
+    def _update_metrics(self, frame: Any) -> None:
+        import pandas as pd
+
+        outputs = [
+            c
+            for c in frame.columns
+            if c not in self.controls
+            and c not in _BOOKKEEPING
+            and pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_bool_dtype(frame[c])
+        ]
+        options = [*outputs, "duration_s"] if "duration_s" in frame.columns else outputs
+        if list(self.metric_dropdown.options) != options:
+            current = self.metric_dropdown.value
+            # Replacing the options fires value changes; the caller draws the plot once, after.
+            self._quiet = True
+            try:
+                self.metric_dropdown.options = options
+                # An output of the target beats duration_s, which is all an empty frame offers.
+                if current in outputs:
+                    self.metric_dropdown.value = current
+                else:
+                    self.metric_dropdown.value = options[0] if options else None
+            finally:
+                self._quiet = False
+
+    def _draw_plot(self) -> None:
+        metric, axis = self.metric_dropdown.value, self.axis_dropdown.value
+        if self._quiet or self._frame is None or metric is None or axis is None:
+            return
+        control = self.controls.get(axis)
+        self.plot.value = metric_plot(
+            self._frame, metric, axis, log_x=control is not None and control.kind == "log"
+        )
+
+
+def _error_html(exc: BaseException) -> str:
+    return f"<span style='color:#c0392b'>{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</span>"
