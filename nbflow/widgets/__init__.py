@@ -1,6 +1,7 @@
 """Notebook widgets built on ipywidgets. Nothing in nbflow imports this package; users and
 ``app.run(display=True)`` do."""
 
+from nbflow.widgets.history_view import HistoryView
 from nbflow.widgets.sweep_panel import SweepPanel
 
-__all__ = ["SweepPanel"]
+__all__ = ["SweepPanel", "HistoryView"]
