@@ -9,6 +9,7 @@ computed is lost and the step can be retried.
 from __future__ import annotations
 
 import functools
+import os
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
@@ -69,6 +70,8 @@ class Application:
         self.graph = graph
         self._state = state
         self._next = graph[entrypoint] if entrypoint is not None else None
+        # Where this application started (a resumed one: where it resumed); drawings mark it.
+        self.entrypoint = entrypoint
         self.app_id = app_id
         self.partition_key = partition_key
         self.hooks = list(hooks)
@@ -107,6 +110,35 @@ class Application:
             executor=self.executor,
             persister=self.persister,
             tracker=self.tracker,
+        )
+
+    def visualize(
+        self,
+        output_file: str | os.PathLike | None = None,
+        *,
+        format: str | None = None,
+        show_conditions: bool = True,
+        show_state_keys: bool = False,
+    ) -> Any:
+        """Draw the application's graph as a ``graphviz.Digraph`` (shown inline in Jupyter).
+
+        The entrypoint is marked; see `nbflow.viz.visualize` for the options.
+
+        Args:
+            output_file: also render the drawing to this file (needs Graphviz's ``dot`` program).
+            format: ``"svg"``, ``"png"`` or ``"pdf"``; by default ``output_file``'s suffix, else svg.
+            show_conditions: label conditional transitions with their condition.
+            show_state_keys: list each action's reads and writes.
+        """
+        # The core only forwards, so that `import nbflow` stays free of graphviz.
+        from nbflow.viz import visualize
+
+        return visualize(
+            self,
+            output_file,
+            format=format,
+            show_conditions=show_conditions,
+            show_state_keys=show_state_keys,
         )
 
     def __repr__(self) -> str:

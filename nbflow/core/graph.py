@@ -6,6 +6,7 @@ sub-applications) can run the same one. Build it with `GraphBuilder`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,36 @@ class Graph:
     def keys_written(self) -> set[str]:
         """Every state key some action of the graph declares it writes."""
         return {k for a in self.actions.values() for k in declared(a, "writes")}
+
+    def visualize(
+        self,
+        output_file: str | os.PathLike | None = None,
+        *,
+        format: str | None = None,
+        show_conditions: bool = True,
+        show_state_keys: bool = False,
+        entrypoint: str | None = None,
+    ) -> Any:
+        """Draw the graph as a ``graphviz.Digraph`` (shown inline in Jupyter); see `nbflow.viz.visualize`.
+
+        Args:
+            output_file: also render the drawing to this file (needs Graphviz's ``dot`` program).
+            format: ``"svg"``, ``"png"`` or ``"pdf"``; by default ``output_file``'s suffix, else svg.
+            show_conditions: label conditional transitions with their condition.
+            show_state_keys: list each action's reads and writes.
+            entrypoint: the action to mark as the start.
+        """
+        # The core only forwards, so that `import nbflow` stays free of graphviz.
+        from nbflow.viz import visualize
+
+        return visualize(
+            self,
+            output_file,
+            format=format,
+            show_conditions=show_conditions,
+            show_state_keys=show_state_keys,
+            entrypoint=entrypoint,
+        )
 
     def __repr__(self) -> str:
         return f"Graph(actions={list(self.actions)}, transitions={len(self.transitions)})"

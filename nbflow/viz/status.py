@@ -1,0 +1,211 @@
+"""`StatusTracker`: where each action of a running application stands, for live drawings.
+
+It is a `LifecycleHook` attached like any tracker (``with_tracker(StatusTracker())``,
+or `attach_tracker` on an application already built), so it also reaches the
+sub-applications a parallel step starts. An action is ``pending`` until a step of
+it starts, then ``running``, then ``done`` or ``failed``; its latest step decides.
+A parallel step counts its tasks as their sub-applications finish their runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nbflow.core.hooks import HookGroup, LifecycleHook
+from nbflow.parallel.map import TaskBasedParallelAction
+from nbflow.viz.subgraphs import task_total
+
+__all__ = ["STATUSES", "ActionStatus", "StatusTracker", "attach_tracker", "attached_tracker"]
+
+STATUSES = ("pending", "running", "done", "failed")
+
+
+@dataclass(frozen=True)
+class ActionStatus:
+    """Where one action stands: its latest step and, for a parallel step, its tasks so far.
+
+    Attributes:
+        status: ``"pending"``, ``"running"``, ``"done"`` or ``"failed"``.
+        sequence_id: the step this refers to (None while pending).
+        parallel: whether the action is a parallel one (only those count tasks).
+        done: tasks whose sub-application finished without an exception.
+        failed: tasks whose sub-application raised (after its retries, if any).
+        total: how many tasks the step runs; None while unknown.
+        counted: False when the tasks run in other processes, whose
+            sub-applications cannot report here: then ``done`` and ``failed`` stay 0.
+    """
+
+    status: str = "pending"
+    sequence_id: int | None = None
+    parallel: bool = False
+    done: int = 0
+    failed: int = 0
+    total: int | None = None
+    counted: bool = True
+
+    @property
+    def finished(self) -> int:
+        """Tasks finished so far, failed ones included."""
+        return self.done + self.failed
+
+    def progress(self) -> str:
+        """Tasks finished out of the total, ``?`` for what is unknown: ``"37/50 (2 failed)"``, ``"3/?"``."""
+        total = "?" if self.total is None else self.total
+        if not self.counted:
+            return f"?/{total}"
+        failed = f" ({self.failed} failed)" if self.failed else ""
+        return f"{self.finished}/{total}{failed}"
+
+
+class _Step:
+    __slots__ = ("counted", "outcomes", "parallel", "sequence_id", "status", "total")
+
+    def __init__(self, sequence_id: int, parallel: bool, total: int | None) -> None:
+        self.status = "running"
+        self.sequence_id = sequence_id
+        self.parallel = parallel
+        self.total = total
+        # Keyed by sub-application id: a retried task reruns under the same id, so its
+        # last attempt is what counts.
+        self.outcomes: dict[str, bool] = {}
+        self.counted = True
+
+    def frozen(self) -> ActionStatus:
+        done = sum(self.outcomes.values())
+        failed = len(self.outcomes) - done
+        return ActionStatus(
+            self.status, self.sequence_id, self.parallel, done, failed, self.total, self.counted
+        )
+
+
+class StatusTracker(LifecycleHook):
+    """Records where each action of an application stands, and counts its parallel steps' tasks.
+
+    Steps of top-level applications are recorded; a sub-application's run is
+    counted on the parallel step that started it (its ``app.parent``). A copy
+    sent to a worker process cannot report back, so on a process, Dask or Ray
+    executor a parallel step's counts are unknown (``?/50``).
+
+    Args:
+        on_change: called after each event as ``on_change(event, app)``, with the
+            hook's name and the application it concerns, on whichever thread fired it.
+
+    Example:
+        >>> from nbflow import ApplicationBuilder, action
+        >>> @action(reads=[], writes=["x"])
+        ... def one(state):
+        ...     return state.update(x=1)
+        >>> tracker = StatusTracker()
+        >>> app = ApplicationBuilder().with_actions(one=one).with_entrypoint("one").with_tracker(tracker).build()
+        >>> _ = app.run()
+        >>> tracker.snapshot(app.app_id)["one"].status
+        'done'
+    """
+
+    def __init__(self, on_change: Callable[[str, Any], None] | None = None) -> None:
+        self.on_change = on_change
+        self._lock = threading.Lock()
+        self._steps: dict[tuple[str, str], _Step] = {}
+
+    def __reduce__(self) -> tuple:
+        # A copy in a worker process could never report back to this one, so it travels as
+        # a hook that does nothing; applications on process executors still pickle. Being
+        # pickled while a parallel step runs means its tasks are being shipped to workers
+        # (each carries its parent context), so that step's counts will never arrive.
+        with self._lock:
+            for step in self._steps.values():
+                if step.parallel and step.status == "running":
+                    step.counted = False
+        return (LifecycleHook, ())
+
+    def snapshot(self, app_id: str) -> dict[str, ActionStatus]:
+        """The status of every action of application ``app_id`` that has run a step, by name."""
+        with self._lock:
+            return {name: step.frozen() for (owner, name), step in self._steps.items() if owner == app_id}
+
+    # -- the hooks ---------------------------------------------------------------------------
+
+    def pre_run(self, *, app: Any, **kwargs: Any) -> None:
+        self._changed("pre_run", app)
+
+    def pre_step(self, *, app: Any, action: Any, sequence_id: int, **kwargs: Any) -> None:
+        if app.parent is not None:
+            return
+        step = _new_step(action, sequence_id)
+        with self._lock:
+            self._steps[(app.app_id, action.name)] = step
+        self._changed("pre_step", app)
+
+    def post_step(
+        self, *, app: Any, action: Any, sequence_id: int, exception: BaseException | None, **kwargs: Any
+    ) -> None:
+        if app.parent is not None:
+            return
+        key = (app.app_id, action.name)
+        with self._lock:
+            step = self._steps.get(key)
+            if step is None or step.sequence_id != sequence_id:
+                # Attached while this step was already running.
+                step = self._steps[key] = _new_step(action, sequence_id)
+            step.status = "failed" if exception is not None else "done"
+            if step.parallel and step.counted and step.total is None and exception is None:
+                # Every task that was going to run has reported by now.
+                step.total = len(step.outcomes)
+        self._changed("post_step", app)
+
+    def post_run(self, *, app: Any, exception: BaseException | None, **kwargs: Any) -> None:
+        parent = app.parent
+        if parent is not None and parent.action_name is not None:
+            with self._lock:
+                step = self._steps.get((parent.app_id, parent.action_name))
+                if step is not None and step.sequence_id == parent.sequence_id:
+                    step.outcomes[app.app_id] = exception is None
+        self._changed("post_run", app)
+
+    def _changed(self, event: str, app: Any) -> None:
+        if self.on_change is not None:
+            self.on_change(event, app)
+
+
+def _new_step(action: Any, sequence_id: int) -> _Step:
+    parallel = isinstance(action, TaskBasedParallelAction)
+    return _Step(sequence_id, parallel, task_total(action) if parallel else None)
+
+
+def attach_tracker(app: Any, tracker: LifecycleHook) -> Callable[[], None]:
+    """Attach ``tracker`` to an application already built, as ``with_tracker`` would have.
+
+    It joins ``app.hooks`` (the application's own steps) and ``app.tracker``
+    (what parallel steps pass down to their sub-applications), beside any tracker
+    already there.
+
+    Returns:
+        A function that detaches it again.
+    """
+    previous = app.tracker
+    combined = tracker if previous is None else HookGroup([previous, tracker])
+    app.hooks.append(tracker)
+    app.tracker = combined
+
+    def detach() -> None:
+        if tracker in app.hooks:
+            app.hooks.remove(tracker)
+        if app.tracker is combined:
+            app.tracker = previous
+
+    return detach
+
+
+def attached_tracker(app: Any) -> StatusTracker | None:
+    """The first `StatusTracker` among an application's hooks, or None."""
+    pending = list(app.hooks)
+    while pending:
+        hook = pending.pop(0)
+        if isinstance(hook, StatusTracker):
+            return hook
+        if isinstance(hook, HookGroup):
+            pending[:0] = hook.hooks
+    return None
