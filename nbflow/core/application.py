@@ -264,12 +264,22 @@ class Application:
         halt_after: Iterable[str] | None = None,
         halt_before: Iterable[str] | None = None,
         inputs: Mapping[str, Any] | None = None,
+        display: bool = False,
     ) -> Generator[StepResult, None, StepResult]:
         """Yield ``(action, result, state)`` after each step until a halt point or the graph's end.
 
         The generator's return value is what `run` returns. ``inputs`` are offered
-        to every step; each action takes the ones it declares.
+        to every step; each action takes the ones it declares. With ``display``, a
+        Jupyter notebook shows the graph live while it runs (`nbflow.widgets.GraphView`).
         """
+        if display:
+            # The core only forwards, so that `import nbflow` stays free of ipywidgets and graphviz.
+            from nbflow.widgets import GraphView
+
+            with GraphView.showing(self):
+                return (
+                    yield from self.iterate(halt_after=halt_after, halt_before=halt_before, inputs=inputs)
+                )
         after, before = self._halts(halt_after, halt_before)
         if self.hooks:
             fire(
@@ -320,14 +330,18 @@ class Application:
         halt_after: Iterable[str] | None = None,
         halt_before: Iterable[str] | None = None,
         inputs: Mapping[str, Any] | None = None,
+        display: bool = False,
     ) -> StepResult:
         """Run until an action in ``halt_after`` completes, one in ``halt_before`` is next, or the graph ends.
+
+        With ``display``, a Jupyter notebook shows the graph while it runs, each
+        action coloured pending, running, done or failed (`nbflow.widgets.GraphView`).
 
         Returns:
             ``(action, result, state)`` of the last step run; with ``halt_before``,
             the action that would run next with a result of None.
         """
-        gen = self.iterate(halt_after=halt_after, halt_before=halt_before, inputs=inputs)
+        gen = self.iterate(halt_after=halt_after, halt_before=halt_before, inputs=inputs, display=display)
         while True:
             try:
                 next(gen)
@@ -402,8 +416,15 @@ class Application:
         halt_after: Iterable[str] | None = None,
         halt_before: Iterable[str] | None = None,
         inputs: Mapping[str, Any] | None = None,
+        display: bool = False,
     ) -> StepResult:
         """`run` for async code."""
+        if display:
+            # The core only forwards, so that `import nbflow` stays free of ipywidgets and graphviz.
+            from nbflow.widgets import GraphView
+
+            with GraphView.showing(self):
+                return await self.arun(halt_after=halt_after, halt_before=halt_before, inputs=inputs)
         final: list[StepResult] = []
         async for _ in self._aiterate(halt_after, halt_before, inputs, final):
             pass

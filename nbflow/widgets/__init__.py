@@ -1,7 +1,8 @@
 """Notebook widgets built on ipywidgets. Nothing in nbflow imports this package; users and
 ``app.run(display=True)`` do."""
 
+from nbflow.widgets.graph_view import GraphView
 from nbflow.widgets.history_view import HistoryView
 from nbflow.widgets.sweep_panel import SweepPanel
 
-__all__ = ["SweepPanel", "HistoryView"]
+__all__ = ["GraphView", "SweepPanel", "HistoryView"]
