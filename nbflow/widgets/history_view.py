@@ -243,11 +243,13 @@ class HistoryView:
         if not step["written"] and not step["deleted"]:
             return "<div><i>The step changed no keys.</i></div>"
         before = self._before(step)
+        # Sorted: the engine records written keys in set order, which changes from one process to the next.
         rows = [
-            (html.escape(key), _show(before.get(key, _ABSENT)), _show(value))
-            for key, value in step["written"].items()
+            (html.escape(key), _show(before.get(key, _ABSENT)), _show(step["written"][key]))
+            for key in sorted(step["written"])
         ]
         rows += [
-            (html.escape(key), _show(before.get(key, _ABSENT)), "<i>(deleted)</i>") for key in step["deleted"]
+            (html.escape(key), _show(before.get(key, _ABSENT)), "<i>(deleted)</i>")
+            for key in sorted(step["deleted"])
         ]
         return _table(("key", "before", "after"), rows, "nbflow-diff")

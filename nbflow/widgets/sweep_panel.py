@@ -30,6 +30,12 @@ __all__ = ["SweepPanel"]
 # Columns every sweep frame has that are not outputs of the target.
 _BOOKKEEPING = ("status", "error", "attempts", "duration_s", "task_id")
 _RESERVED = ("progress", "live")
+# JupyterLab styles a DataFrame's own output, not a table inside an HTML widget; give it the basics.
+_TABLE_STYLE = (
+    "<style>.nbflow-sweep-table{border-collapse:collapse;font-size:12px}"
+    ".nbflow-sweep-table th,.nbflow-sweep-table td{padding:2px 8px;text-align:right;border-bottom:1px solid #e0e0e0}"
+    ".nbflow-sweep-table thead th{border-bottom:1px solid #999}</style>"
+)
 
 
 class SweepPanel:
@@ -341,8 +347,14 @@ class SweepPanel:
         caption = f"{len(frame)} rows" + (
             f", the last {self.max_rows} shown" if len(frame) > self.max_rows else ""
         )
-        table = shown.to_html(index=False, classes="nbflow-sweep-table", na_rep="", border=0)
-        return f"<div class='nbflow-table-caption'>{caption}</div>{table}"
+        # A missing error or output reads better as an empty cell than as "None".
+        shown = shown.assign(
+            **{c: shown[c].where(shown[c].notna(), "") for c in shown.columns if shown[c].dtype == object}
+        )
+        table = shown.to_html(
+            index=False, classes="nbflow-sweep-table", na_rep="", border=0, float_format="{:.4g}".format
+        )
+        return f"{_TABLE_STYLE}<div class='nbflow-table-caption'>{caption}</div>{table}"
 
     def _update_metrics(self, frame: Any) -> None:
         import pandas as pd
