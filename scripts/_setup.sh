@@ -22,6 +22,21 @@ ensure_dot() {
     fi
 }
 
+ensure_chromium() {
+    # The browser test (tests/widgets/test_browser.py) drives JupyterLab in the distribution's
+    # Chromium through Playwright; `playwright install` downloads its own browser, which fails
+    # on machines without that download, so the test never relies on it.
+    command -v chromium >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing Chromium with apt for the browser test (about 40 s)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        log "Chromium is missing: install it with 'sudo apt-get install chromium';" \
+            "the browser test (pytest -m browser) skips without it."
+    fi
+}
+
 ensure_venv() {
     # uv installs in seconds where pip takes over a minute; fall back to pip if uv cannot be had.
     if ! command -v uv >/dev/null 2>&1; then
@@ -39,5 +54,7 @@ ensure_venv() {
 }
 
 ensure_dot
+# Only the test suite needs a browser; scripts/demo does not wait for one.
+case ",$EXTRAS," in *,dev,*) ensure_chromium ;; esac
 ensure_venv
 export PATH="$VENV/bin:$PATH"

@@ -1,0 +1,242 @@
+"""End to end in a real browser: JupyterLab runs notebooks/06_widgets.ipynb in headless Chromium, and the widgets work.
+
+The unit tests drive the widgets' Python models; only a browser shows that the
+front end renders them, that a click reaches the kernel, and that updates made
+from the sweep's background thread arrive. The test also refreshes the
+screenshots the README shows (docs/screenshots/).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = REPO_ROOT / "notebooks" / "06_widgets.ipynb"
+SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+# The panel in the notebook sweeps lr 5 × depth 4 × optimizer 2.
+EXPECTED_ROWS = 40
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+# Every wait has one of these; none is an assertion about speed.
+START_S, RUN_S, STEP_S = 90, 180, 30
+
+
+def _chromium() -> str | None:
+    if Path("/usr/bin/chromium").exists():
+        return "/usr/bin/chromium"
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A JupyterLab server on a free local port, no token, serving a copy of the notebook; stopped afterwards."""
+    if importlib.util.find_spec("jupyterlab") is None:
+        pytest.skip(f"JupyterLab is not installed in {sys.prefix}; install it with pip install -e '.[dev]'.")
+    root = tmp_path / "root"
+    root.mkdir()
+    # A copy: JupyterLab autosaves open notebooks, which would overwrite the outputs nbval compares.
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    config = tmp_path / "jupyter-config"
+    (config / "labconfig").mkdir(parents=True)
+    # What `jupyter labextension disable --level=user` writes: the "Jupyter news?" popup covers the page.
+    (config / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
+    # Settings, workspaces and runtime files go to the test's folder, not the user's.
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(config),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+    }
+    port = _free_port()
+    log = tmp_path / "jupyter.log"
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+    ]
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_S
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"JupyterLab exited with {server.returncode} before serving:\n{_tail(log)}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/status", timeout=2):
+                    break
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not answer on {url} within {START_S} s:\n{_tail(log)}")
+                time.sleep(0.2)
+        yield url, log
+    finally:
+        # SIGTERM makes the server shut its kernels down; only if it hangs, kill the group we started.
+        server.terminate()
+        try:
+            server.wait(timeout=STEP_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=STEP_S)
+
+
+def _wait_for(page, script: str, what: str, timeout_s: float, log: Path, arg=None) -> None:
+    """Wait until the JS predicate holds, or fail saying what did not happen (with the server log)."""
+    try:
+        page.wait_for_function(script, arg=arg, timeout=timeout_s * 1000)
+    except Exception as exc:
+        page.screenshot(path=str(log.parent / "failure.png"))
+        pytest.fail(
+            f"{what} did not happen within {timeout_s} s ({type(exc).__name__}); screenshot in {log.parent / 'failure.png'}\n{_tail(log)}"
+        )
+
+
+def test_browser_widgets_render_run_and_show_results(lab):
+    """In JupyterLab every widget renders; a click on Run sweeps all 40 points, the bar reaches 100%, the table has 40 rows."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright is not installed; install it with pip install -e '.[dev]'."
+    )
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip(
+            "Chromium not found at /usr/bin/chromium or on PATH; install it with apt-get install chromium (scripts/_setup.sh does as root)."
+        )
+    url, log = lab
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, args=CHROMIUM_FLAGS, headless=True, timeout=START_S * 1000
+        )
+        try:
+            # Tall enough that each widget fits whole in its screenshot.
+            page = browser.new_page(viewport={"width": 1280, "height": 2000})
+            page.set_default_timeout(STEP_S * 1000)
+            page.goto(f"{url}/lab/tree/{NOTEBOOK.name}", timeout=START_S * 1000)
+            _wait_for(
+                page,
+                """() => {
+                    const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                    const kernel = panel && panel.sessionContext && panel.sessionContext.session
+                        && panel.sessionContext.session.kernel;
+                    return !!kernel && kernel.status === 'idle';
+                }""",
+                "the notebook opening with an idle kernel",
+                START_S,
+                log,
+            )
+            # Not awaited: the command's promise is not needed, and only the condition below is waited for.
+            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+            _wait_for(
+                page,
+                """() => {
+                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+                    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+                }""",
+                "every cell running to completion",
+                RUN_S,
+                log,
+            )
+            _wait_for(
+                page,
+                "() => !!document.querySelector('.nbflow-sweep-panel') && !!document.querySelector('.nbflow-history-view')",
+                "the sweep panel and the history view rendering",
+                STEP_S,
+                log,
+            )
+
+            # The notebook ran the panel once from code (run 1); the click makes run 2.
+            page.locator(".nbflow-sweep-panel button.nbflow-run").click(timeout=STEP_S * 1000)
+            _wait_for(
+                page,
+                """() => {
+                    const status = document.querySelector('.nbflow-sweep-panel .nbflow-status');
+                    return !!status && status.textContent.trim().startsWith('Run 2 finished');
+                }""",
+                "the sweep started by clicking Run finishing",
+                RUN_S,
+                log,
+            )
+
+            text = page.evaluate("() => document.body.innerText")
+            assert "Loading widget" not in text
+            assert "Error displaying widget" not in text
+            assert "Traceback" not in text
+            status = page.locator(".nbflow-sweep-panel .nbflow-status").inner_text()
+            assert status.startswith(f"Run 2 finished: {EXPECTED_ROWS} of {EXPECTED_ROWS} points")
+            bar = page.locator(".nbflow-sweep-panel .nbflow-progress .progress-bar")
+            assert bar.evaluate("el => el.style.width") == "100%"
+            assert "progress-bar-success" in bar.get_attribute("class")
+            assert page.locator(".nbflow-sweep-panel .nbflow-sweep-table tbody tr").count() == EXPECTED_ROWS
+            assert page.locator(".nbflow-sweep-panel svg.nbflow-plot circle").count() == EXPECTED_ROWS
+
+            graph = page.locator(".jp-CodeCell", has_text="view = GraphView(app)").locator(
+                ".jp-OutputArea-output .widget-html", has=page.locator("svg")
+            )
+            assert graph.count() == 1
+            assert "search" in graph.locator("svg").text_content()
+            history = page.locator(".nbflow-history-view")
+            assert history.locator("select option").count() == 12
+            assert "narrow" in history.inner_text()
+
+            page.locator(".nbflow-sweep-panel").screenshot(path=str(SCREENSHOTS / "sweep_panel.png"))
+            graph.locator("svg").screenshot(path=str(SCREENSHOTS / "graph_view.png"))
+        finally:
+            # Stop the kernel from the page too, so nothing outlives the test even if the server must be killed.
+            try:
+                page.evaluate(
+                    """() => Promise.race([
+                        window.jupyterapp.serviceManager.sessions.shutdownAll(),
+                        new Promise(resolve => setTimeout(resolve, 10000)),
+                    ])"""
+                )
+            except Exception:
+                pass
+            browser.close()
