@@ -23,6 +23,7 @@ __all__ = [
     "TaskFailed",
     "TasksCancelled",
     "TaskPicklingError",
+    "WorkerCrashedError",
     "PersistenceError",
     "SerializationError",
     "SweepError",
@@ -110,6 +111,10 @@ class TaskFailed(_PartialResults):
 
 class TasksCancelled(_PartialResults):
     """A parallel action was cancelled (``cancel()`` or Ctrl-C) before all its tasks finished."""
+
+
+class WorkerCrashedError(NbflowError, RuntimeError):
+    """A task's worker process died, twice, while running it."""
 
 
 class TaskPicklingError(NbflowError, TypeError):

@@ -37,7 +37,9 @@ class AsyncExecutor(Executor):
             raise ValueError(msg)
         self.max_concurrency = max_concurrency
 
-    async def amap_unordered(self, fn: Callable, items: Iterable[tuple]) -> AsyncIterator[Any]:
+    async def amap_unordered(
+        self, fn: Callable, items: Iterable[tuple], *, lost: Callable | None = None
+    ) -> AsyncIterator[Any]:
         pending = iter(items)
         in_flight: set[asyncio.Future] = set()
 
@@ -53,17 +55,20 @@ class AsyncExecutor(Executor):
             start_more()
             while in_flight:
                 done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                for future in done:
-                    in_flight.discard(future)
-                    yield future.result()
+                in_flight.difference_update(done)
+                # Refill before handing results out: a slow consumer must not idle the cap.
                 start_more()
+                for future in done:
+                    yield future.result()
         finally:
             for future in in_flight:
                 future.cancel()
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
 
-    def map_unordered(self, fn: Callable, items: Iterable[tuple]) -> Iterator[Any]:
+    def map_unordered(
+        self, fn: Callable, items: Iterable[tuple], *, lost: Callable | None = None
+    ) -> Iterator[Any]:
         results: queue.Queue = queue.Queue()
         started = threading.Event()
         loop_and_task: list = []

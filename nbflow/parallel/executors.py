@@ -8,9 +8,11 @@ drops what has not started.
 
 Following joblib's backend seam, `Executor` has one method to implement
 (`Executor.map_unordered`) and hooks with working defaults: `amap_unordered`
-(bridges the sync method onto an event loop) and `shutdown`. Capabilities are
-flags: ``ships_tasks`` (tasks cross a process boundary, so nbflow pickles
-them itself and sends only the keys they read) and ``is_async``.
+(bridges the sync method onto an event loop), `share` and `shutdown`.
+Capabilities are flags: ``ships_tasks`` (tasks cross a process boundary, so
+nbflow pickles them itself and sends only the keys they read),
+``shares_values`` (`share` sends a large value to the workers once, instead of
+with every task) and ``is_async``.
 """
 
 from __future__ import annotations
@@ -43,16 +45,40 @@ class Executor:
 
     name: str = "executor"
     ships_tasks: bool = False
+    shares_values: bool = False
     is_async: bool = False
 
-    def map_unordered(self, fn: Callable, items: Iterable[tuple]) -> Iterator[Any]:
+    def share(self, value: Any) -> Any:
+        """Send ``value`` to the workers once; return a handle that calls may carry in its place.
+
+        Only called when ``shares_values`` is set, for large values that many
+        tasks read. A call may carry the handle as one of its arguments, or as a
+        value in a dict argument; the worker receives the value in its place.
+        The value is released when the last reference to its handle goes. The
+        default shares nothing: the value itself travels with every call.
+        """
+        return value
+
+    def map_unordered(
+        self, fn: Callable, items: Iterable[tuple], *, lost: Callable | None = None
+    ) -> Iterator[Any]:
         """Yield ``fn(*args)`` for each tuple in ``items``, in completion order.
 
         Closing the returned generator must drop the calls not yet started.
+
+        Args:
+            fn: the function to call.
+            items: argument tuples, consumed lazily.
+            lost: for executors whose workers can die: called as ``lost(args, error)``
+                for a call that took its worker down again after being rescheduled;
+                what it returns is yielded as that call's result. Without it, the
+                error is raised.
         """
         raise NotImplementedError
 
-    async def amap_unordered(self, fn: Callable, items: Iterable[tuple]) -> AsyncIterator[Any]:
+    async def amap_unordered(
+        self, fn: Callable, items: Iterable[tuple], *, lost: Callable | None = None
+    ) -> AsyncIterator[Any]:
         """`map_unordered` for an event loop; by default the sync version runs in a thread."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
@@ -60,7 +86,12 @@ class Executor:
         done = object()
 
         def pump() -> None:
-            results = self.map_unordered(fn, _until(items, stop))
+            try:
+                # Only executors with worker processes take `lost`; others may not accept it.
+                results = self.map_unordered(fn, _until(items, stop), **({"lost": lost} if lost else {}))
+            except BaseException as exc:
+                loop.call_soon_threadsafe(queue.put_nowait, (done, exc))
+                return
             try:
                 for result in results:
                     loop.call_soon_threadsafe(queue.put_nowait, (result, None))
@@ -106,7 +137,9 @@ class SequentialExecutor(Executor):
 
     name = "sequential"
 
-    def map_unordered(self, fn: Callable, items: Iterable[tuple]) -> Iterator[Any]:
+    def map_unordered(
+        self, fn: Callable, items: Iterable[tuple], *, lost: Callable | None = None
+    ) -> Iterator[Any]:
         for args in items:
             yield fn(*args)
 
@@ -152,24 +185,53 @@ class JoblibExecutor(Executor):
         kwargs = {"batch_size": 1, **self.parallel_kwargs}
         return joblib.Parallel(backend=self.backend, n_jobs=n_jobs, return_as="generator_unordered", **kwargs)
 
-    def map_unordered(self, fn: Callable, items: Iterable[tuple]) -> Iterator[Any]:
-        import joblib
+    def map_unordered(
+        self, fn: Callable, items: Iterable[tuple], *, lost: Callable | None = None
+    ) -> Iterator[Any]:
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
 
         sizer = _BatchSizer(self.batch_target_s)
-        run_batch = joblib.delayed(_run_batch)
-        results = self._parallel()(run_batch(fn, batch) for batch in sizer.batches(items))
-        try:
-            for outputs, elapsed in results:
-                sizer.observe(elapsed, len(outputs))
-                yield from outputs
-        finally:
-            # Closing early is how a reduce that has enough, or a cancel, drops the rest;
-            # joblib warns about it as if it were an accident.
-            with warnings.catch_warnings():
-                warnings.filterwarnings(
-                    "ignore", message=".*tasks (have been successfully executed|which were still)"
-                )
-                results.close()
+        source = iter(items)
+        while True:
+            pending: dict[int, list[tuple]] = {}
+            results = self._dispatch(fn, _numbered(sizer.batches(source), pending))
+            try:
+                for batch_id, outputs, elapsed in results:
+                    pending.pop(batch_id, None)
+                    sizer.observe(elapsed, len(outputs))
+                    yield from outputs
+                return
+            except TerminatedWorkerError:
+                # A worker process died (killed, out of memory, a crash in native code). loky
+                # replaces the whole pool, so every call in flight is a suspect: run each again
+                # alone, where a death can only be its own doing. Then go on with the rest.
+                suspects = [args for batch in pending.values() for args in batch]
+            finally:
+                _close_quietly(results)
+            for args in suspects:
+                yield self._alone(fn, args, lost)
+
+    def _dispatch(self, fn: Callable, batches: Iterator[tuple[int, list[tuple]]]) -> Iterator[Any]:
+        import joblib
+
+        return self._parallel()(joblib.delayed(_run_batch)(fn, batch, number) for number, batch in batches)
+
+    def _alone(self, fn: Callable, args: tuple, lost: Callable | None) -> Any:
+        """Run one suspect call by itself, twice at most; after a second worker death, hand it to ``lost``."""
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+        for attempt in range(2):
+            results = self._dispatch(fn, iter([(0, [args])]))
+            try:
+                return next(results)[1][0]
+            except TerminatedWorkerError as exc:
+                if attempt == 1:
+                    if lost is None:
+                        raise
+                    return lost(args, exc)
+            finally:
+                _close_quietly(results)
+        raise AssertionError("unreachable")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_concurrency={self.max_concurrency!r})"
@@ -216,10 +278,29 @@ class MultiProcessExecutor(JoblibExecutor):
         get_reusable_executor().shutdown(wait=True)
 
 
-def _run_batch(fn: Callable, batch: list[tuple]) -> tuple[list, float]:
+def _run_batch(fn: Callable, batch: list[tuple], batch_id: int) -> tuple[int, list, float]:
     started = time.perf_counter()
     outputs = [fn(*args) for args in batch]
-    return outputs, time.perf_counter() - started
+    return batch_id, outputs, time.perf_counter() - started
+
+
+def _numbered(
+    fresh: Iterator[list[tuple]], pending: dict[int, list[tuple]]
+) -> Iterator[tuple[int, list[tuple]]]:
+    """Batches to dispatch, each remembered in ``pending`` until its result is back."""
+    for number, batch in enumerate(fresh):
+        pending[number] = batch
+        yield number, batch
+
+
+def _close_quietly(results: Any) -> None:
+    # Closing early is how a reduce that has enough, or a cancel, drops the rest; joblib
+    # warns about it as if it were an accident.
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*tasks (have been successfully executed|which were still)"
+        )
+        results.close()
 
 
 class _BatchSizer:

@@ -19,7 +19,9 @@ import asyncio
 import collections
 import dataclasses
 import inspect
+import itertools
 import pickle
+import queue
 import threading
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -27,7 +29,7 @@ from typing import Any
 
 from nbflow.core.actions import Action, ApplicationContext
 from nbflow.core.state import State, apply_changes
-from nbflow.errors import ActionReturnTypeError, TaskFailed, TasksCancelled
+from nbflow.errors import ActionReturnTypeError, TaskFailed, TasksCancelled, WorkerCrashedError
 from nbflow.parallel.executors import Executor, resolve_executor
 from nbflow.parallel.shipping import Packer, run_shipped
 from nbflow.parallel.signatures import call_declared
@@ -182,23 +184,44 @@ class TaskBasedParallelAction(Action):
             if inspect.iscoroutinefunction(self.reduce):
                 result = await call_declared(self.reduce, _REDUCE_ARGS, state=state, states=stream)
             else:
-                # A plain reduce still streams: it runs in a thread, pulling each state off the loop.
-                blocking = _blocking(stream, asyncio.get_running_loop())
-                result = await asyncio.to_thread(
-                    call_declared, self.reduce, _REDUCE_ARGS, state=state, states=blocking
-                )
+                # A plain reduce still streams: it runs in a thread, fed through a queue by a
+                # task on the loop (one hand-off per state, not one loop round trip each).
+                handoff: queue.SimpleQueue = queue.SimpleQueue()
+                pump = asyncio.ensure_future(_pump(stream, handoff))
+                try:
+                    result = await asyncio.to_thread(
+                        call_declared, self.reduce, _REDUCE_ARGS, state=state, states=_drain_queue(handoff)
+                    )
+                finally:
+                    pump.cancel()
+                    await asyncio.gather(pump, return_exceptions=True)
         finally:
             await stream.aclose()
             run.close()
         return run.finish(result)
 
 
-def _blocking(stream: AsyncIterator, loop: asyncio.AbstractEventLoop) -> Iterator:
+_END = object()
+
+
+async def _pump(stream: AsyncIterator, handoff: queue.SimpleQueue) -> None:
+    try:
+        async for item in stream:
+            handoff.put(item)
+    except BaseException as exc:
+        handoff.put((_END, exc))
+        raise
+    handoff.put((_END, None))
+
+
+def _drain_queue(handoff: queue.SimpleQueue) -> Iterator:
     while True:
-        try:
-            yield asyncio.run_coroutine_threadsafe(stream.__anext__(), loop).result()
-        except StopAsyncIteration:
+        item = handoff.get()
+        if isinstance(item, tuple) and len(item) == 2 and item[0] is _END:
+            if item[1] is not None and not isinstance(item[1], asyncio.CancelledError):
+                raise item[1]
             return
+        yield item
 
 
 class _Run:
@@ -285,6 +308,17 @@ class _Run:
             # The result is in hand; failing to cache it must not lose it.
             warnings.warn(f"Task {task.index} of {self.name!r} was not cached: {exc}", stacklevel=2)
 
+    def _lost_kwarg(self) -> dict:
+        # Worker processes can die; only executors that have them are asked to report it.
+        return {"lost": self._lost} if self.executor.ships_tasks else {}
+
+    def _lost(self, args: tuple, error: BaseException) -> Outcome:
+        """The result of a task whose worker process died twice while running it: a failure."""
+        index = args[0]
+        task = self.pending[index]
+        msg = f"Task {index} of {self.name!r} ({task.describe()}) took its worker process down twice ({type(error).__name__}: {error}); it is recorded as failed and the other tasks went on. Look for a crash in native code, or memory use past the machine's limit."
+        return Outcome(index, None, 2, 0.0, WorkerCrashedError(msg))
+
     def _drain(self) -> Iterator[TaskState]:
         while self.ready:
             yield self.ready.popleft()
@@ -294,7 +328,12 @@ class _Run:
         if self.executor.ships_tasks:
             # Nested parallel actions inside a worker process run on threads there.
             shipped_parent = _replace_executor(parent, None)
-            packer = Packer(self.name, shipped_parent, self.owner.retries, self.owner.retry_backoff_s)
+            share = self.executor.share if self.executor.shares_values else None
+            # What every task may carry from this step: its state and inputs (large ones are shared).
+            common = itertools.chain(self.state._raw().values(), self.inputs.values()) if share else ()
+            packer = Packer(
+                self.name, shipped_parent, self.owner.retries, self.owner.retry_backoff_s, share, common
+            )
             return run_shipped, (packer.pack(t) for t in self._tasks())
         fn = arun_task if self.executor.is_async else run_task
         retries, backoff = self.owner.retries, self.owner.retry_backoff_s
@@ -334,7 +373,7 @@ class _Run:
 
     def stream(self) -> Iterator[TaskState]:
         fn, items = self._calls()
-        results = self.executor.map_unordered(fn, items)
+        results = self.executor.map_unordered(fn, items, **self._lost_kwarg())
         try:
             for raw in results:
                 yield from self._drain()
@@ -352,7 +391,7 @@ class _Run:
 
     async def astream(self) -> AsyncIterator[TaskState]:
         fn, items = self._calls()
-        results = self.executor.amap_unordered(fn, items)
+        results = self.executor.amap_unordered(fn, items, **self._lost_kwarg())
         try:
             async for raw in results:
                 for cached in self._drain():

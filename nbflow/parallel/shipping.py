@@ -6,6 +6,9 @@ pickles each task itself, with cloudpickle, before the executor sees it:
 - a task carries only the state keys its graph reads or writes, so a 100 MB
   array elsewhere in the parent's state never leaves the parent;
 - the graph is pickled once per step and cached in each worker by digest;
+- with an executor that ``shares_values`` (Dask, Ray), a large value that the
+  parent step hands to every task (a dataset in its state, a big graph) goes
+  to each worker once through `Executor.share`, and tasks carry a placeholder;
 - a task or result that cannot be pickled is caught here, where we still know
   which task, which state key or input, and can say so;
 - the worker returns only the keys the task changed, and the parent lays them
@@ -16,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import sys
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from nbflow.core.actions import ApplicationContext
@@ -27,6 +32,9 @@ from nbflow.parallel.tasks import Outcome, RunnableGraph, SubGraphTask, run_task
 __all__ = ["Packer", "run_shipped"]
 
 _ABSENT = object()
+# Values at least this big (by sys.getsizeof) are shared rather than sent with every batch:
+# below it, sending the value again costs less than the round trip that shares it.
+SHARE_MIN_BYTES = 100_000
 _FIX = "Use executor='threads' (nothing is pickled), or create the object inside the action instead of passing it in."
 
 
@@ -45,6 +53,18 @@ def _culprit(parts: dict[str, Any]) -> tuple[str, Exception] | None:
     return None
 
 
+class _Shared:
+    """Stands in a task's payload for a value the executor shared; `run_shipped` puts the value back."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: int):
+        self.token = token
+
+    def __reduce__(self) -> tuple:
+        return (_Shared, (self.token,))
+
+
 class Packer:
     """Pickles the tasks of one parallel step for a process or cluster executor.
 
@@ -53,14 +73,30 @@ class Packer:
         parent: the context the sub-applications run under.
         retries: how often a failed task is retried in the worker.
         backoff_s: the first retry's delay, doubled each time.
+        share: the executor's `Executor.share`, or None to send everything with each task.
+        common: the values every task may carry (the step's state and inputs); the
+            large ones, and a large graph, are shared rather than sent per task.
     """
 
-    def __init__(self, action_name: str, parent: ApplicationContext | None, retries: int, backoff_s: float):
+    def __init__(
+        self,
+        action_name: str,
+        parent: ApplicationContext | None,
+        retries: int,
+        backoff_s: float,
+        share: Callable[[Any], Any] | None = None,
+        common: Iterable[Any] = (),
+    ):
         self.action_name = action_name
         self.parent = parent
         self.retries = retries
         self.backoff_s = backoff_s
-        self._graphs: dict[int, tuple[RunnableGraph, str, bytes]] = {}
+        self._graphs: dict[int, tuple[RunnableGraph, str, Any]] = {}
+        self._share = share
+        self._common = common
+        self._large: dict[int, Any] | None = None
+        # id(value) -> (token, handle, value): holding the value keeps its id from being reused.
+        self._handles: dict[int, tuple[int, Any, Any]] = {}
 
     def _graph_blob(self, graph: RunnableGraph) -> tuple[str, bytes]:
         known = self._graphs.get(id(graph))
@@ -74,16 +110,51 @@ class Packer:
             msg = f"Parallel action {self.action_name!r} cannot send {where} to worker processes: {type(exc).__name__}: {exc}. {_FIX}"
             raise TaskPicklingError(msg) from exc
         digest = hashlib.blake2b(blob, digest_size=16).hexdigest()
+        if self._share is not None and len(blob) >= SHARE_MIN_BYTES:
+            # A notebook function can drag big globals into its graph: send them once.
+            blob = self._share(blob)
         self._graphs[id(graph)] = (graph, digest, blob)
         return digest, blob
 
-    def pack(self, task: SubGraphTask) -> tuple[str, bytes, bytes]:
+    def _large_common(self) -> dict[int, Any]:
+        if self._large is None:
+            self._large = {id(v): v for v in self._common if _size(v) >= SHARE_MIN_BYTES}
+        return self._large
+
+    def _swap_shared(self, task: SubGraphTask, values: dict, kind: str, shared: dict) -> dict:
+        """``values`` with each large common value replaced by a `_Shared` placeholder, noted in ``shared``."""
+        large = self._large_common()
+        swapped = values
+        for key, value in values.items():
+            if id(value) not in large:
+                continue
+            known = self._handles.get(id(value))
+            if known is None:
+                try:
+                    known = (len(self._handles), self._share(value), value)
+                except Exception as exc:
+                    msg = f"Task {task.index} of {self.action_name!r} ({task.describe()}) cannot share {kind} {key!r} ({type(value).__name__}) with the workers: {type(exc).__name__}: {exc}. {_FIX}"
+                    raise TaskPicklingError(msg) from exc
+                self._handles[id(value)] = known
+            token, handle, _ = known
+            shared[token] = handle
+            if swapped is values:
+                swapped = dict(values)
+            swapped[key] = _Shared(token)
+        return swapped
+
+    def pack(self, task: SubGraphTask) -> tuple:
         """The arguments of `run_shipped` for ``task``."""
         digest, graph_blob = self._graph_blob(task.graph)
         shipped = {k: task.state[k] for k in task.graph.keys if k in task.state}
+        inputs = task.inputs
+        shared: dict[int, Any] = {}
+        if self._share is not None:
+            shipped = self._swap_shared(task, shipped, "state key", shared)
+            inputs = self._swap_shared(task, inputs, "input", shared)
         payload = (
             shipped,
-            task.inputs,
+            inputs,
             task.application_id,
             task.index,
             self.parent,
@@ -99,7 +170,9 @@ class Packer:
             what = f"{found[0]} holds a {type(parts[found[0]]).__name__}, which" if found else "it"
             msg = f"Task {task.index} of {self.action_name!r} ({task.describe()}) cannot be sent to a worker process: {what} cannot be pickled ({type(exc).__name__}: {exc}). {_FIX}"
             raise TaskPicklingError(msg) from exc
-        return digest, graph_blob, blob
+        args = (task.index, digest, graph_blob, blob)
+        # The handles go last, as a dict argument: where the executor swaps in their values.
+        return (*args, shared) if shared else args
 
 
 # Worker side: graphs unpickled once per worker, keyed by digest; a few steps' worth.
@@ -107,7 +180,9 @@ _GRAPH_CACHE: OrderedDict[str, RunnableGraph] = OrderedDict()
 _GRAPH_CACHE_SIZE = 16
 
 
-def run_shipped(digest: str, graph_blob: bytes, task_blob: bytes) -> bytes:
+def run_shipped(
+    index: int, digest: str, graph_blob: bytes, task_blob: bytes, shared: dict[int, Any] | None = None
+) -> bytes:
     """Run a packed task in a worker; return its pickled `Outcome` with only the changed keys."""
     graph = _GRAPH_CACHE.get(digest)
     if graph is None:
@@ -116,6 +191,8 @@ def run_shipped(digest: str, graph_blob: bytes, task_blob: bytes) -> bytes:
         while len(_GRAPH_CACHE) > _GRAPH_CACHE_SIZE:
             _GRAPH_CACHE.popitem(last=False)
     shipped, inputs, app_id, index, parent, retries, backoff_s = pickle.loads(task_blob)
+    if shared:
+        shipped, inputs = _restore(shipped, shared), _restore(inputs, shared)
     start = State(shipped)
     outcome = run_task(graph, start, inputs, app_id, index, parent, retries, backoff_s)
     if outcome.state is not None:
@@ -127,6 +204,18 @@ def run_shipped(digest: str, graph_blob: bytes, task_blob: bytes) -> bytes:
         return _dumps(outcome)
     except Exception as exc:
         return _dumps(_unpicklable_result(outcome, exc))
+
+
+def _restore(values: dict, shared: dict[int, Any]) -> dict:
+    return {k: shared[v.token] if isinstance(v, _Shared) else v for k, v in values.items()}
+
+
+def _size(value: Any) -> int:
+    """Roughly how many bytes ``value`` holds: ``sys.getsizeof``, or ``nbytes`` for array views."""
+    try:
+        return max(sys.getsizeof(value), int(getattr(value, "nbytes", 0) or 0))
+    except Exception:  # a broken __sizeof__ or nbytes must not stop the step; the value goes per task
+        return 0
 
 
 def _unpicklable_result(outcome: Outcome, exc: Exception) -> Outcome:
