@@ -142,7 +142,7 @@ class State(Mapping):
         self._delta: dict = {}
         self._len = len(base)
         self._scope: _Scope | None = None
-        self._written: frozenset = frozenset()
+        self._written: dict = {}
 
     # -- construction -------------------------------------------------------------------
 
@@ -152,7 +152,10 @@ class State(Mapping):
         new._delta = delta
         new._len = length
         new._scope = self._scope
-        new._written = self._written.union(touched) if self._scope is not None else self._written
+        # A dict, not a set: the order keys were written in must not depend on string hashing.
+        new._written = (
+            {**self._written, **dict.fromkeys(touched)} if self._scope is not None else self._written
+        )
         return new
 
     def _with(self, changes: Mapping[str, Any]) -> State:

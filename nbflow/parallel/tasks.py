@@ -233,7 +233,7 @@ class TaskState(State):
     def of(cls, state: State, info: TaskInfo) -> TaskState:
         new = cls.__new__(cls)
         new._base, new._delta, new._len = state._base, state._delta, state._len
-        new._scope, new._written = None, frozenset()
+        new._scope, new._written = None, {}
         new.task = info
         return new
 

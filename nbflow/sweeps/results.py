@@ -79,7 +79,13 @@ class ResultTable:
 
         if self._pending:
             order = [*self.axes, *self.outputs, *META_COLUMNS]
-            self._frames.append(pd.DataFrame({name: self._columns[name] for name in order}, columns=order))
+            frame = pd.DataFrame({name: self._columns[name] for name in order}, columns=order)
+            # Fixed text dtypes: inferred ones depend on which values a chunk happens to hold
+            # (all-None errors infer object and show None; mixed ones str and show NaN).
+            text = pd.StringDtype(na_value=float("nan"))
+            frame["status"] = frame["status"].astype(text)
+            frame["error"] = frame["error"].astype(text)
+            self._frames.append(frame)
         self._columns = {name: [] for name in self._columns}
         self._pending = 0
 
@@ -94,7 +100,13 @@ class ResultTable:
             self._compact()
             order = [*self.axes, *self.outputs, *META_COLUMNS]
             if not self._frames:
-                return pd.DataFrame({name: [] for name in order}, columns=order)
+                empty = pd.DataFrame({name: [] for name in order}, columns=order)
+                return empty.astype(
+                    {
+                        "status": pd.StringDtype(na_value=float("nan")),
+                        "error": pd.StringDtype(na_value=float("nan")),
+                    }
+                )
             frames = [f.reindex(columns=order) if list(f.columns) != order else f for f in self._frames]
             # Keep the compacted result: the next call (a live refresh) starts from one frame.
             combined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
