@@ -1,9 +1,11 @@
 """`ResultTable`: sweep rows gathered column by column, and `to_dataframe` for any map's ``reduce``.
 
-Rows arrive one at a time, from many tasks, in completion order. Keeping them as
-dicts would cost several times the final DataFrame in memory, so the table
-keeps one list per column and, every ``chunk`` rows, turns them into a small
-DataFrame. The result is one ``pd.concat`` at the end, sorted into point order.
+Rows arrive one at a time, from many tasks, in completion order. Held as dicts
+they would cost several times the final DataFrame, and one ``pd.concat`` of
+chunk frames at the end would briefly need twice its size. So a row is kept as
+a tuple until ``chunk`` rows have piled up; then each column of the chunk
+becomes a pandas Series, and building the frame joins one column at a time,
+dropping its pieces as it goes: the peak stays near the final frame's size.
 """
 
 from __future__ import annotations
@@ -18,6 +20,29 @@ __all__ = ["ResultTable", "to_dataframe", "META_COLUMNS", "STATUSES"]
 
 META_COLUMNS = ("status", "error", "attempts", "duration_s", "task_id")
 STATUSES = ("ok", "error", "cancelled", "cached")
+_TEXT_COLUMNS = ("status", "error")
+
+
+def _text_dtype() -> Any:
+    import pandas as pd
+
+    # Fixed, not inferred: an all-None chunk would infer object (showing None) where a mixed one
+    # infers str (showing NaN), and the two would not agree across runs.
+    return pd.StringDtype(na_value=float("nan"))
+
+
+def _column(values: list, text: bool) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    if text:
+        return pd.Series(values, dtype=_text_dtype())
+    # numpy reads a tuple of plain numbers several times faster than pandas' inference does;
+    # anything else (text, None, objects) goes through pandas, which knows what to make of it.
+    array = np.asarray(values) if values and type(values[0]) in (int, float, bool) else None
+    if array is not None and array.dtype.kind in "iufb":
+        return pd.Series(array, copy=False)
+    return pd.Series(values)
 
 
 class ResultTable:
@@ -25,7 +50,7 @@ class ResultTable:
 
     Args:
         axes: the parameter columns, first and in this order.
-        chunk: how many rows to hold as Python lists before compacting them into a DataFrame.
+        chunk: how many rows to hold before turning them into columns.
     """
 
     def __init__(self, axes: Iterable[str], chunk: int = 4096) -> None:
@@ -33,13 +58,15 @@ class ResultTable:
         self.chunk = chunk
         self.outputs: list[str] = []
         self.counts = dict.fromkeys(STATUSES, 0)
-        self._columns: dict[str, list] = {name: [] for name in (*self.axes, *META_COLUMNS)}
-        self._frames: list[Any] = []
-        self._pending = 0
+        self._known: set[str] = set()
+        self._rows: list[tuple] = []
+        self._columns: dict[str, list[Any]] = {}
+        self._compacted = 0
+        self._owner: int | None = None
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return sum(len(f) for f in self._frames) + self._pending
+        return self._compacted + len(self._rows)
 
     def add(
         self,
@@ -52,42 +79,47 @@ class ResultTable:
         duration_s: float = 0.0,
         task_id: int = -1,
     ) -> None:
-        """Add one row."""
-        with self._lock:
-            columns = self._columns
-            for name in outputs:
-                if name not in columns:
-                    # A column first seen now: earlier rows of this chunk had no value for it.
-                    self.outputs.append(name)
-                    columns[name] = [None] * self._pending
-            for name in self.axes:
-                columns[name].append(params.get(name))
-            for name in self.outputs:
-                columns[name].append(outputs.get(name))
-            columns["status"].append(status)
-            columns["error"].append(error)
-            columns["attempts"].append(attempts)
-            columns["duration_s"].append(duration_s)
-            columns["task_id"].append(task_id)
-            self.counts[status] += 1
-            self._pending += 1
-            if self._pending >= self.chunk:
+        """Add one row (from one thread: the one that reduces; others may read `frame` meanwhile)."""
+        if self._owner is None:
+            self._owner = threading.get_ident()
+        if outputs.keys() != self._known:
+            with self._lock:
+                for name in outputs:
+                    if name not in self._known:
+                        self._known.add(name)
+                        self.outputs.append(name)
+        # Just keep the row, without a lock (a list append is atomic): compaction turns a whole
+        # chunk into columns far faster than a row at a time, and readers only copy the list.
+        self._rows.append((params, outputs, status, error, attempts, duration_s, task_id))
+        self.counts[status] += 1
+        if len(self._rows) >= self.chunk:
+            with self._lock:
                 self._compact()
+
+    def _chunk_columns(self, rows: list[tuple]) -> dict[str, list]:
+        values: dict[str, list] = {name: [row[0].get(name) for row in rows] for name in self.axes}
+        for position, name in enumerate(META_COLUMNS, start=2):
+            values[name] = [row[position] for row in rows]
+        for name in self.outputs:
+            values[name] = [row[1].get(name) for row in rows]
+        return values
 
     def _compact(self) -> None:
         import pandas as pd
 
-        if self._pending:
-            order = [*self.axes, *self.outputs, *META_COLUMNS]
-            frame = pd.DataFrame({name: self._columns[name] for name in order}, columns=order)
-            # Fixed text dtypes: inferred ones depend on which values a chunk happens to hold
-            # (all-None errors infer object and show None; mixed ones str and show NaN).
-            text = pd.StringDtype(na_value=float("nan"))
-            frame["status"] = frame["status"].astype(text)
-            frame["error"] = frame["error"].astype(text)
-            self._frames.append(frame)
-        self._columns = {name: [] for name in self._columns}
-        self._pending = 0
+        rows = self._rows
+        if not rows:
+            return
+        for name, column in self._chunk_columns(rows).items():
+            pieces = self._columns.get(name)
+            if pieces is None:
+                # A column first seen in this chunk: earlier rows had no value for it.
+                pieces = self._columns[name] = (
+                    [pd.Series([None] * self._compacted, dtype=object)] if self._compacted else []
+                )
+            pieces.append(_column(column, text=name in _TEXT_COLUMNS))
+        self._compacted += len(rows)
+        self._rows = []
 
     def frame(self, *, sort: bool = True) -> Any:
         """The rows so far as one DataFrame (in point order when ``sort``); the table stays usable."""
@@ -96,22 +128,32 @@ class ResultTable:
         # Loading export registers the df.nbflow accessor, so every result frame has it.
         from nbflow.sweeps import export  # noqa: F401
 
+        owner = self._owner in (None, threading.get_ident())
         with self._lock:
-            self._compact()
+            # Only the adding thread compacts; another thread (a live view) reads a copy of the
+            # pending rows instead, so it never swaps the list out from under an add.
+            pending = [] if owner else list(self._rows)
+            if owner:
+                self._compact()
             order = [*self.axes, *self.outputs, *META_COLUMNS]
-            if not self._frames:
-                empty = pd.DataFrame({name: [] for name in order}, columns=order)
-                return empty.astype(
-                    {
-                        "status": pd.StringDtype(na_value=float("nan")),
-                        "error": pd.StringDtype(na_value=float("nan")),
-                    }
-                )
-            frames = [f.reindex(columns=order) if list(f.columns) != order else f for f in self._frames]
-            # Keep the compacted result: the next call (a live refresh) starts from one frame.
-            combined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-            self._frames = [combined]
-        if sort and not combined["task_id"].is_monotonic_increasing:
+            extra = self._chunk_columns(pending) if pending else {}
+            columns = {}
+            for name in order:
+                pieces = self._columns.get(name) or []
+                if len(pieces) > 1:
+                    # Join one column at a time and keep only the joined one: the pieces go now.
+                    pieces[:] = [pd.concat(pieces, ignore_index=True)]
+                parts = [*pieces]
+                if name in extra:
+                    if not parts and self._compacted:
+                        parts.append(pd.Series([None] * self._compacted, dtype=object))
+                    parts.append(_column(extra[name], text=name in _TEXT_COLUMNS))
+                if not parts:
+                    columns[name] = pd.Series([], dtype=_text_dtype() if name in _TEXT_COLUMNS else object)
+                else:
+                    columns[name] = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        combined = pd.DataFrame(columns, columns=order, copy=False)
+        if sort and len(combined) and not combined["task_id"].is_monotonic_increasing:
             combined = combined.sort_values("task_id", kind="stable", ignore_index=True)
         return combined
 

@@ -233,7 +233,12 @@ class Sweep(TaskBasedParallelAction):
         table = ResultTable(self.grid.axes)
         started = dt.datetime.now(dt.timezone.utc)
         self._shared.update(
-            table=table, started=started, finished=set(), running=True, provenance=None, rerun=None
+            table=table,
+            started=started,
+            finished=_Finished(len(self.grid)),
+            running=True,
+            provenance=None,
+            rerun=None,
         )
         bar = make_progress(self.progress, len(self.grid), self.name)
         live = (
@@ -244,18 +249,15 @@ class Sweep(TaskBasedParallelAction):
         try:
             for sub in states:
                 self._add(table, sub)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(
-                        ok=table.counts["ok"],
-                        error=table.counts["error"],
-                        cached=table.counts["cached"],
-                        refresh=False,
-                    )
+                # tqdm's update() says when it redrew; formatting the counts only then keeps
+                # the bar's cost per point to a counter increment.
+                if bar is not None and bar.update(1):
+                    bar.set_postfix(_counts(table), refresh=False)
                 if live is not None:
                     live.refresh()
         finally:
             if bar is not None:
+                bar.set_postfix(_counts(table), refresh=False)
                 bar.close()
             self._shared.update(ended=dt.datetime.now(dt.timezone.utc), running=False)
             if live is not None:
@@ -291,7 +293,7 @@ class Sweep(TaskBasedParallelAction):
 
     def _frame(self, table: ResultTable, final: bool) -> Any:
         """The table as a DataFrame; once the sweep has stopped, points never finished are ``cancelled`` rows."""
-        finished = self._shared.get("finished", set())
+        finished = self._shared.get("finished") or _Finished(len(self.grid))
         frame = table.frame()
         if final:
             if len(finished) < len(self.grid):
@@ -301,7 +303,7 @@ class Sweep(TaskBasedParallelAction):
             frame.attrs["nbflow"] = self._shared["provenance"]
         return frame
 
-    def _with_cancelled(self, frame: Any, finished: set[int]) -> Any:
+    def _with_cancelled(self, frame: Any, finished: _Finished) -> Any:
         import pandas as pd
 
         rows = ResultTable(self.grid.axes)
@@ -317,7 +319,7 @@ class Sweep(TaskBasedParallelAction):
 
         shared = self._shared
         return collect_provenance(
-            axes={a: _axis_values(self.grid, a) for a in self.grid.axes},
+            axes=_axes_provenance(self.grid),
             target_name=self.graph.name,
             code_hash=code_fingerprint(self.graph),
             executor=repr(self.executor) if not isinstance(self.executor, str) else self.executor,
@@ -326,8 +328,50 @@ class Sweep(TaskBasedParallelAction):
         )
 
 
-def _axis_values(g: Grid, axis: str) -> list:
-    return list(dict.fromkeys(_hashable(point[axis]) for point in g))
+def _counts(table: ResultTable) -> dict[str, int]:
+    return {"ok": table.counts["ok"], "error": table.counts["error"], "cached": table.counts["cached"]}
+
+
+class _Finished:
+    """Which points have a row, one byte per point (a set of 100,000 ints would take megabytes)."""
+
+    def __init__(self, size: int) -> None:
+        self._flags = bytearray(size)
+        self._count = 0
+
+    def add(self, index: int) -> None:
+        if not self._flags[index]:
+            self._flags[index] = 1
+            self._count += 1
+
+    def __contains__(self, index: int) -> bool:
+        return bool(self._flags[index])
+
+    def __len__(self) -> int:
+        return self._count
+
+
+_AXIS_VALUES_KEPT = 1000
+
+
+def _axes_provenance(g: Grid) -> dict[str, Any]:
+    """Each axis's distinct values, in order; past a thousand, a summary instead of the list."""
+    seen: dict[str, dict] = {axis: {} for axis in g.axes}
+    first: dict[str, Any] = {}
+    last: dict[str, Any] = {}
+    for point in g:
+        for axis, values in seen.items():
+            value = _hashable(point[axis])
+            first.setdefault(axis, value)
+            last[axis] = value
+            if len(values) <= _AXIS_VALUES_KEPT:
+                values.setdefault(value, None)
+    return {
+        axis: list(values)
+        if len(values) <= _AXIS_VALUES_KEPT
+        else {"distinct": f"more than {_AXIS_VALUES_KEPT}", "first": first[axis], "last": last[axis]}
+        for axis, values in seen.items()
+    }
 
 
 def _hashable(value: Any) -> Any:

@@ -66,14 +66,16 @@ class WidgetProgress:
         bar.bar_style = "info"
         self._notify()
 
-    def update(self, n: int = 1) -> None:
-        """Count ``n`` more points done."""
+    def update(self, n: int = 1) -> bool:
+        """Count ``n`` more points done; True when the bar moved (as tqdm's update says it redrew)."""
         self.n += n
         now = time.monotonic()
-        if self.n >= self.total or now - self._moved >= self.min_interval_s:
+        moved = self.n >= self.total or now - self._moved >= self.min_interval_s
+        if moved:
             self._moved = now
             self.bar.value = min(self.n, self.bar.max)
         self._notify()
+        return moved
 
     def set_postfix(self, ordered_dict: dict | None = None, refresh: bool = True, **kwargs: Any) -> None:
         """Keep the counts the sweep reports (ok, error, cached)."""

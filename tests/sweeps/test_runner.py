@@ -46,8 +46,8 @@ class Recorder:
     def update(self, n):
         self.n += n
 
-    def set_postfix(self, refresh=True, **values):
-        self.postfix = values
+    def set_postfix(self, ordered_dict=None, refresh=True, **values):
+        self.postfix = {**(ordered_dict or {}), **values}
 
     def close(self):
         self.closed = True
