@@ -258,7 +258,9 @@ def _write_csv(frame: pd.DataFrame, target: Path, provenance: Any) -> None:
     for name, spec in specs.items():
         if isinstance(spec, dict) and spec["kind"] == "category":
             cells[name] = _category_text(frame[name])
-    data = cells.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    # RFC 4180 line ends: the csv module quotes a field only for the line terminator's own
+    # characters, and read_csv takes a bare "\r" in an unquoted field for a line break.
+    data = cells.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
     sidecar = {
         "format": _SIDECAR_FORMAT,
         "version": _VERSION,
@@ -290,11 +292,15 @@ def _read_csv(target: Path) -> pd.DataFrame:
         frame = pd.read_csv(io.BytesIO(raw)) if raw.strip() else pd.DataFrame()
         frame.attrs["nbflow"] = {}
         return frame
-    if sidecar.get("csv_sha256") != hashlib.sha256(raw).hexdigest():
+    intact = sidecar.get("csv_sha256") == hashlib.sha256(raw).hexdigest()
+    if not intact:
         msg = f"{target.name} changed after it was exported (its checksum differs from {side.name}); dtypes are restored for the columns whose names still match."
         _warn(msg)
     if raw.strip():
         cells = pd.read_csv(io.BytesIO(raw), dtype=object, keep_default_na=False, na_values=[""])
+        if intact and len(cells.columns) == len(sidecar["columns"]):
+            # The header is the one exported, and read_csv renames some labels ("" to "Unnamed: 0").
+            cells.columns = sidecar["columns"]
     else:
         cells = pd.DataFrame({name: pd.Series([], dtype=object) for name in sidecar["columns"]})
     frame = _restore_all(cells, sidecar.get("dtypes", {}), "text", target)
