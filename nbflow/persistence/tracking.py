@@ -57,12 +57,15 @@ CREATE INDEX IF NOT EXISTS apps_parent ON apps (parent_app_id);
 
 
 _PLAIN = (str, int, float, bool, type(None))
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _json(values: dict) -> str:
     """``values`` as JSON text, each value on its own so that one odd value costs only itself."""
     if not values:
         return "{}"
+    if all(type(v) in _PLAIN for v in values.values()):
+        return _ENCODE(values)
     portable = {}
     for key, value in values.items():
         if type(value) in _PLAIN:  # most step values: skip the serde's type dispatch
@@ -73,7 +76,7 @@ def _json(values: dict) -> str:
         except Exception:
             # Tracking observes; it must never fail the run it watches.
             portable[key] = {"__repr__": repr(value)[:2000]}
-    return json.dumps(portable)
+    return _ENCODE(portable)
 
 
 class LocalTracker(LifecycleHook):
