@@ -1,11 +1,12 @@
-"""The main job on a built-in example: tune a step size for gradient descent with an nbflow graph.
+"""An engine example: tune a step size for gradient descent with an nbflow graph.
 
 Three actions form a loop with a conditional exit. ``descend`` takes a gradient
 step on a quadratic bowl, ``adapt`` halves the step size whenever the loss went
 up, and the loop ends in ``report`` once the loss is below a tolerance or the
 step budget is spent. Every step is printed as it happens, then the final state.
 
-Run it with ``scripts/demo`` (or ``python -m nbflow.examples.demo``).
+Run it with ``python -m nbflow.examples.descent``. It needs nothing beyond nbflow's core, which
+makes it the smallest whole application to read; ``scripts/demo`` runs the digits sweep instead.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def report(state):
 
 
 def build(lr: float = 1.1, tolerance: float = 1e-10, budget: int = 200):
-    """The demo application: a descend/adapt loop that exits to report."""
+    """The application: a descend/adapt loop that exits to report."""
     return (
         ApplicationBuilder()
         .with_actions(descend=descend, adapt=adapt, report=report)
@@ -51,7 +52,7 @@ def build(lr: float = 1.1, tolerance: float = 1e-10, budget: int = 200):
         )
         .with_state(x=10.0, target=3.0, lr=lr, losses=[], halvings=0)
         .with_entrypoint("descend")
-        .with_identifiers(app_id="demo")
+        .with_identifiers(app_id="descent")
         .build()
     )
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
 
     app = build(args.lr, args.tolerance, args.budget)
     app.hooks.append(PrintSteps())
-    print(f"nbflow demo: gradient descent on (x - 3)^2 from x=10 with lr={args.lr}")
+    print(f"nbflow example: gradient descent on (x - 3)^2 from x=10 with lr={args.lr}")
     started = time.perf_counter()
     _, _, state = app.run(halt_after=["report"])
     elapsed = time.perf_counter() - started
