@@ -12,6 +12,7 @@ hand-edited file) is left as read, with a warning.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -30,8 +31,8 @@ from nbflow.errors import ExportError, MissingDependencyError, SerializationErro
 from nbflow.persistence.serde import dumps, from_json, loads, to_json
 
 __all__ = [
-    "SUPPORTED_EXTENSIONS", "SIDECAR_SUFFIX", "kind_of", "refuse_non_file", "without_index",
-    "write_results", "read_results",
+    "SUPPORTED_EXTENSIONS", "SIDECAR_SUFFIX", "kind_of", "refuse_non_file",
+    "without_index", "write_results", "read_results",
 ]  # fmt: skip
 
 SUPPORTED_EXTENSIONS = (".csv", ".json", ".parquet")
@@ -74,25 +75,49 @@ def refuse_non_file(target: Path, doing: str) -> None:
         raise ExportError(msg)
 
 
-def _write_atomic(target: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through a temporary file in the same directory, then move it over ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _write_atomic(*files: tuple[Path, Callable[[IO[bytes]], None]]) -> None:
+    """Write each ``(target, write)`` through a temporary file beside it, then move them all into place.
+
+    Nothing is moved until every file is written, so a failure (a full disk) leaves the old files
+    as they were, and a CSV never ends up beside the sidecar of another export.
+    """
+    written: list[tuple[str, Path]] = []
+    target = files[0][0]
     try:
-        mode = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        mode = 0o600
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        for target, write in files:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                mode = stat.S_IMODE(target.stat().st_mode)
+            except FileNotFoundError:
+                mode = 0o600
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            written.append((tmp, target))
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, mode)
+        for tmp, target in written:
+            os.replace(tmp, target)
+    except BaseException as exc:
+        for tmp, _ in written:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise OSError(exc.errno, _write_failed(files[0][0], target, exc)) from exc
         raise
+
+
+# The OS refused the write for want of room: a full disk, a quota, a file-size limit (ulimit -f).
+_NO_ROOM = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def _write_failed(main: Path, failed: Path, exc: OSError) -> str:
+    what = str(main) if failed == main else f"{main} (its sidecar {failed.name})"
+    kept = "the file already there is unchanged" if main.exists() else "no file was left there"
+    if exc.errno in _NO_ROOM:
+        return f"Cannot export to {what}: {exc.strerror}; the disk is full, or the file reached a size limit (a quota, or ulimit -f). Free some space or raise the limit, or export elsewhere; {kept}."
+    return f"Cannot export to {what}: {exc.strerror}. Check that the folder is writable, or export elsewhere; {kept}."
 
 
 def _warn(msg: str) -> None:
@@ -271,8 +296,8 @@ def _write_csv(frame: pd.DataFrame, target: Path, provenance: Any) -> None:
     }
     side = target.with_name(target.name + SIDECAR_SUFFIX)
     refuse_non_file(side, "write the CSV sidecar")
-    _write_atomic(target, lambda f: f.write(data))
-    _write_atomic(side, lambda f: f.write(json.dumps(sidecar, indent=1).encode("utf-8")))
+    text = json.dumps(sidecar, indent=1).encode("utf-8")
+    _write_atomic((target, lambda f: f.write(data)), (side, lambda f: f.write(text)))
 
 
 def _category_text(column: pd.Series) -> pd.Series:
@@ -344,7 +369,7 @@ def _write_json(frame: pd.DataFrame, target: Path, provenance: Any) -> None:
         "data": records,
     }
     data = json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    _write_atomic(target, lambda f: f.write(data))
+    _write_atomic((target, lambda f: f.write(data)))
 
 
 def _json_cells(column: pd.Series, spec: Any) -> list:
@@ -404,7 +429,7 @@ def _write_parquet(frame: pd.DataFrame, target: Path, provenance: Any) -> None:
         {"version": _VERSION, "columns": list(specs), "dtypes": specs}
     ).encode("utf-8")
     table = table.replace_schema_metadata(meta)
-    _write_atomic(target, lambda f: pq.write_table(table, f))
+    _write_atomic((target, lambda f: pq.write_table(table, f)))
 
 
 def _read_parquet(target: Path) -> pd.DataFrame:

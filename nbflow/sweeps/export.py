@@ -30,8 +30,9 @@ The index is not stored: named index levels become columns first (as
 loaded frame has a fresh RangeIndex. Column labels must be unique strings.
 
 Every file is written to a temporary file in the same directory and moved into
-place, so a reader never sees half a file. A new file is readable by its owner
-only (0o600); an existing file keeps its permissions.
+place, so a reader never sees half a file, and an export that fails (a full
+disk) leaves the old file, and a CSV's old sidecar, as they were. A new file is
+readable by its owner only (0o600); an existing file keeps its permissions.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class NbflowAccessor:
             MissingDependencyError: ``.parquet`` without pyarrow installed.
             SerializationError: a provenance value or an object cell nbflow's
                 serde cannot store.
+            OSError: the file could not be written (a full disk, a file-size
+                limit, no permission); the old file, if any, is unchanged.
 
         Example:
             >>> import pathlib, tempfile
