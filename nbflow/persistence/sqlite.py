@@ -17,10 +17,10 @@ from pathlib import Path
 
 from nbflow.core.persistence import PersistedRecord
 from nbflow.core.state import State
-from nbflow.errors import PersistenceError
+from nbflow.errors import PersistenceError, SerializationError
 from nbflow.persistence import serde
 
-__all__ = ["SQLitePersister", "open_private"]
+__all__ = ["SQLitePersister", "open_private", "explain"]
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -37,6 +37,27 @@ CREATE TABLE IF NOT EXISTS nbflow_steps (
 );
 CREATE INDEX IF NOT EXISTS nbflow_steps_latest ON nbflow_steps (partition_key, created_at);
 """
+
+
+# Writes the OS refused for want of room. SQLite reports ENOSPC as SQLITE_FULL, but a file-size
+# limit (EFBIG, ulimit -f) or a quota (EDQUOT) as SQLITE_IOERR_WRITE, "disk I/O error".
+_NO_ROOM = ("SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_SHMSIZE")
+
+
+def explain(exc: sqlite3.Error, busy_timeout_s: float) -> str:
+    """The likely cause of a SQLite error and what to do about it, as a sentence for a message."""
+    text = str(exc)
+    if getattr(exc, "sqlite_errorname", None) in _NO_ROOM or ("disk" in text and "full" in text):
+        return "The disk is full, or the file reached a size limit (a quota, or ulimit -f): free some space or raise the limit, then try again. What was being written was not saved; what was saved before is intact."
+    if "readonly" in text or "unable to open" in text:
+        return "Check that the folder exists and is writable, or choose another path."
+    if "not a database" in text or "malformed" in text:
+        return "The file is damaged or is not an nbflow database: move it aside and start a new one."
+    if "locked" in text:
+        return (
+            f"Another process held the database for over {busy_timeout_s:g} s; raise busy_timeout_s or retry."
+        )
+    return "See the SQLite message above."
 
 
 def open_private(path: Path) -> None:
@@ -84,18 +105,7 @@ class SQLitePersister:
     # -- the connection ------------------------------------------------------------------------
 
     def _fail(self, exc: sqlite3.Error, doing: str) -> PersistenceError:
-        text = str(exc)
-        if "readonly" in text or "unable to open" in text:
-            fix = "Check that the folder exists and is writable, or choose another path."
-        elif "not a database" in text or "malformed" in text:
-            fix = "The file is damaged or is not an nbflow database: move it aside and start a new one."
-        elif "disk" in text and "full" in text:
-            fix = "Free some disk space; the step that was being saved was not written."
-        elif "locked" in text:
-            fix = f"Another process held the database for over {self.busy_timeout_s:g} s; raise busy_timeout_s or retry."
-        else:
-            fix = "See the SQLite message above."
-        msg = f"SQLitePersister could not {doing} {str(self.path)!r}: {text}. {fix}"
+        msg = f"SQLitePersister could not {doing} {str(self.path)!r}: {exc}. {explain(exc, self.busy_timeout_s)}"
         return PersistenceError(msg)
 
     def _connection(self) -> sqlite3.Connection:
@@ -171,7 +181,15 @@ class SQLitePersister:
 
     def _record(self, row: tuple) -> PersistedRecord:
         partition_key, app_id, sequence_id, position, status, text, _ = row
-        values = serde.loads(text, allow_pickle=self.allow_pickle)
+        where = f"state (app {app_id!r}, step {sequence_id} in {str(self.path)!r})"
+        try:
+            values = serde.loads(text, allow_pickle=self.allow_pickle, path=where)
+        except SerializationError:
+            raise
+        except (ValueError, TypeError) as exc:
+            # Bytes damaged inside a row: SQLite's page checks pass, the JSON does not parse.
+            msg = f"SQLitePersister could not read the {where}: it is not the JSON nbflow wrote ({type(exc).__name__}: {exc}). The file is damaged: move it aside and start a new one."
+            raise PersistenceError(msg) from None
         return PersistedRecord(partition_key or None, app_id, sequence_id, position, status, State(values))
 
     def history(self, partition_key: str | None, app_id: str) -> list[PersistedRecord]:
