@@ -80,8 +80,7 @@ class RunnableGraph(Action):
         written = graph.keys_written()
         read = [k for a in graph.actions.values() for k in declared(a, "reads")]
         read += [k for t in graph.transitions for k in t.condition.keys]
-        # What the sub-graph needs from outside: keys it reads that none of its actions write.
-        self.reads = [k for k in dict.fromkeys(read) if k not in written]
+        self.reads = _outside_reads(graph, entrypoint)
         self.writes = sorted(written)
         self.keys = list(dict.fromkeys([*read, *sorted(written)]))
 
@@ -99,21 +98,17 @@ class RunnableGraph(Action):
     def _acallable(self) -> Callable:
         return self._arun_nested
 
-    def _nested_app(self, state: State, context: ApplicationContext | None) -> Application:
+    def _nested_app(self, state: State, context: ApplicationContext | None) -> Application | State:
+        # The same sub-application a parallel task gets: it inherits the persister and tracker,
+        # and resumes (or is found finished) after a crash.
         parent_id = context.app_id if context else "root"
         seq = context.sequence_id if context else 0
-        return Application(
-            self.graph,
-            state,
-            self.entrypoint,
-            app_id=task_app_id(parent_id, seq, self.name or self.entrypoint, 0),
-            partition_key=context.partition_key if context else None,
-            parent=context,
-            executor=context.executor if context else None,
-        )
+        return _task_app(self, state, task_app_id(parent_id, seq, self.name or self.entrypoint, 0), context)
 
     def _run_nested(self, state: State, __context: ApplicationContext | None = None, **inputs: Any) -> State:
         app = self._nested_app(state, __context)
+        if isinstance(app, State):
+            return app
         if self.is_async:
             return _run_coroutine(app.arun(halt_after=self.halt_after, inputs=inputs))[2]
         return app.run(halt_after=self.halt_after, inputs=inputs)[2]
@@ -122,10 +117,30 @@ class RunnableGraph(Action):
         self, state: State, __context: ApplicationContext | None = None, **inputs: Any
     ) -> State:
         app = self._nested_app(state, __context)
+        if isinstance(app, State):
+            return app
         return (await app.arun(halt_after=self.halt_after, inputs=inputs))[2]
 
     def __repr__(self) -> str:
         return f"<RunnableGraph {self.name!r} entrypoint={self.entrypoint!r} halt_after={self.halt_after}>"
+
+
+def _outside_reads(graph: Graph, entrypoint: str) -> list[str]:
+    """The keys a sub-graph needs from the state it starts with.
+
+    Everything the entrypoint reads (it runs first, so nothing inside wrote it yet), and
+    any key some action reads that no *other* action writes (a counter an action reads and
+    bumps itself must be there to begin with); condition keys likewise.
+    """
+    writers: dict[str, set[str]] = {}
+    for name, act in graph.actions.items():
+        for key in declared(act, "writes"):
+            writers.setdefault(key, set()).add(name)
+    needed = list(declared(graph.actions[entrypoint], "reads"))
+    for name, act in graph.actions.items():
+        needed += [k for k in declared(act, "reads") if not writers.get(k, set()) - {name}]
+    needed += [k for t in graph.transitions for k in t.condition.keys if k not in writers]
+    return list(dict.fromkeys(needed))
 
 
 def as_runnable(obj: Any, where: str) -> RunnableGraph:

@@ -160,3 +160,22 @@ def test_tracker_project_name_must_be_a_file_name(tmp_path):
     """A project with a slash is refused with an example."""
     with pytest.raises(ValueError, match=r"plain name"):
         LocalTracker("a/b", storage_dir=tmp_path)
+
+
+def test_tracker_follows_a_runnable_graph_used_as_an_action(tracker):
+    """A RunnableGraph in with_actions runs as a tracked sub-application of its step."""
+    from nbflow import GraphBuilder, RunnableGraph
+
+    sub = RunnableGraph(GraphBuilder().with_actions(square=square).build(), "square", "square", name="inner")
+    app = (
+        ApplicationBuilder()
+        .with_actions(sub=sub)
+        .with_state(x=3)
+        .with_entrypoint("sub")
+        .with_tracker(tracker)
+        .with_identifiers(app_id="outer")
+        .build()
+    )
+    assert app.run()[2]["y"] == 9
+    (child,) = tracker.app_ids("outer")
+    assert [s["action"] for s in tracker.steps(child)] == ["square"]
