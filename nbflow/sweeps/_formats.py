@@ -31,7 +31,7 @@ from nbflow.errors import ExportError, MissingDependencyError, SerializationErro
 from nbflow.persistence.serde import dumps, from_json, loads, to_json
 
 __all__ = [
-    "SUPPORTED_EXTENSIONS", "SIDECAR_SUFFIX", "kind_of", "refuse_non_file",
+    "SUPPORTED_EXTENSIONS", "SIDECAR_SUFFIX", "kind_of", "refuse_link_elsewhere", "refuse_non_file",
     "without_index", "write_results", "read_results",
 ]  # fmt: skip
 
@@ -64,6 +64,14 @@ def kind_of(path: Path, doing: str) -> str:
         msg = f"Cannot {doing} {path}: {shown} is not a supported format. Supported extensions: {', '.join(SUPPORTED_EXTENSIONS)}; end the file name with one of them."
         raise ExportError(msg)
     return suffix
+
+
+def refuse_link_elsewhere(given: Path, target: Path, doing: str) -> None:
+    """Refuse ``given`` if it is a symbolic link whose ``target`` lies outside ``given``'s own folder."""
+    folder = given.parent.resolve()
+    if given.is_symlink() and target.parent != folder:
+        msg = f"Cannot {doing} {given}: it is a symbolic link to {target}, outside {folder}, and nbflow does not write through links that lead elsewhere. Remove the link, or pass {target} itself if that is where the results should go."
+        raise ExportError(msg)
 
 
 def refuse_non_file(target: Path, doing: str) -> None:
@@ -295,6 +303,7 @@ def _write_csv(frame: pd.DataFrame, target: Path, provenance: Any) -> None:
         "dtypes": specs,
     }
     side = target.with_name(target.name + SIDECAR_SUFFIX)
+    refuse_link_elsewhere(side, side.resolve(), "write the CSV sidecar")
     refuse_non_file(side, "write the CSV sidecar")
     text = json.dumps(sidecar, indent=1).encode("utf-8")
     _write_atomic((target, lambda f: f.write(data)), (side, lambda f: f.write(text)))

@@ -33,6 +33,12 @@ Every file is written to a temporary file in the same directory and moved into
 place, so a reader never sees half a file, and an export that fails (a full
 disk) leaves the old file, and a CSV's old sidecar, as they were. A new file is
 readable by its owner only (0o600); an existing file keeps its permissions.
+
+An export writes only where its path points. ``..`` and symbolic links among
+the folders are followed as the OS would follow them, but a symbolic link as the
+file itself (or as a CSV's sidecar) is refused unless it points to a file in
+the same folder: a link planted at ``runs.csv`` must not turn an export into a
+write to ``~/.bashrc``.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from nbflow.sweeps._formats import (
     SUPPORTED_EXTENSIONS,
     kind_of,
     read_results,
+    refuse_link_elsewhere,
     refuse_non_file,
     without_index,
     write_results,
@@ -116,6 +123,7 @@ class NbflowAccessor:
         given = Path(os.fspath(path)).expanduser()
         kind = kind_of(given, "export to")
         target = given.resolve()
+        refuse_link_elsewhere(given, target, "export to")
         refuse_non_file(target, "write results to")
         if not overwrite and target.exists():
             msg = f"Cannot export to {target}: the file exists. Pass overwrite=True to replace it, or choose another name."
