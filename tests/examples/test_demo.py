@@ -56,7 +56,8 @@ def test_demo_writes_parquet_results_with_provenance(quick_run):
     df = load_results(out / "results.parquet")
     assert len(df) == 4 and set(df["status"]) == {"ok"}
     prov = df.nbflow.provenance
-    assert prov["target_name"] == "cross_validate" and prov["executor"] == "threads"
+    assert prov["target_name"] == "cross_validate"
+    assert prov["executor"].startswith("MultiThreadedExecutor(max_concurrency=")
     assert prov["axes"] == {"C": [1, 10], "gamma": [0.01, 0.1]}
     assert "scikit-learn" in prov["versions"]
     assert df.nbflow.best("accuracy")[["C", "gamma"]].tolist() == [10, 0.1]
