@@ -64,7 +64,8 @@ def load_data() -> tuple[Any, Any]:
     from sklearn.datasets import load_digits
 
     images, labels = load_digits(return_X_y=True)
-    # Pixels are 0..16 in the data set; on [0, 1] one gamma grid suits any 8-bit-like input.
+    # Pixels are 0..16 in the data set. Scaled to [0, 1], the RBF kernel's gamma has the usual
+    # meaning for unit-scaled features, and the grid's values read like those of any such sweep.
     return images / 16.0, labels
 
 
