@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import inspect
 import itertools
 import pickle
@@ -242,6 +243,9 @@ class _Run:
         self.inputs = inputs
         self.executor = executor
         self.pending: dict[int, SubGraphTask] = {}
+        # Outcomes of tasks finished in this process's threads, until the executor hands them
+        # over; after a Ctrl-C they are what the aborted executor would otherwise drop.
+        self.completed: dict[int, Outcome] = {}
         self.cache = as_cache(owner.cache)
         self.cache_keys: dict[int, str] = {}
         # Cached results, found while tasks are produced (possibly on an executor's thread).
@@ -335,7 +339,7 @@ class _Run:
                 self.name, shipped_parent, self.owner.retries, self.owner.retry_backoff_s, share, common
             )
             return run_shipped, (packer.pack(t) for t in self._tasks())
-        fn = arun_task if self.executor.is_async else run_task
+        fn = arun_task if self.executor.is_async else functools.partial(_noting, self.completed)
         retries, backoff = self.owner.retries, self.owner.retry_backoff_s
         items = (
             (t.graph, t.state, t.inputs, t.application_id, t.index, parent, retries, backoff, self.cancel)
@@ -349,6 +353,7 @@ class _Run:
         """The sub-state for ``reduce`` from one result; None to skip it. Sets ``failure`` to stop."""
         # Shipped tasks come back as bytes holding only the keys they changed.
         outcome: Outcome = raw if isinstance(raw, Outcome) else pickle.loads(raw)
+        self.completed.pop(outcome.index, None)
         task = self.pending.pop(outcome.index)
         if outcome.changes is not None:
             outcome.state = apply_changes(task.state, *outcome.changes)
@@ -385,6 +390,12 @@ class _Run:
             yield from self._drain()
         except KeyboardInterrupt:
             self.interrupted = True
+            self.cancel.set()
+            # Tasks a thread finished but the executor had not handed over yet: keep them.
+            for outcome in list(self.completed.values()):
+                sub = self._accept(outcome)
+                if sub is not None:
+                    yield sub
         finally:
             self.cancel.set()
             results.close()
@@ -429,6 +440,12 @@ class _Run:
             msg = f"{type(self.owner).__name__}.reduce() of {self.name!r} returned {type(result).__name__}; it must return a State, e.g. `return state.update(results=...)`."
             raise ActionReturnTypeError(msg)
         return result
+
+
+def _noting(completed: dict[int, Outcome], *args: Any) -> Outcome:
+    outcome = run_task(*args)
+    completed[outcome.index] = outcome
+    return outcome
 
 
 def _info(task: SubGraphTask, **fields: Any) -> TaskInfo:
