@@ -1,7 +1,8 @@
 """The engine: state, actions, graphs and applications. Standard library only."""
 
 from nbflow.core.actions import Action, ApplicationContext, FunctionAction, action
-from nbflow.core.application import Application, ApplicationBuilder
+from nbflow.core.application import Application
+from nbflow.core.builder import ApplicationBuilder
 from nbflow.core.conditions import Condition, default, expr, when
 from nbflow.core.graph import Graph, GraphBuilder, Transition
 from nbflow.core.hooks import LifecycleHook

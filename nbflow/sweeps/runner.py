@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from nbflow.core.actions import Action, ApplicationContext
-from nbflow.core.application import ApplicationBuilder
+from nbflow.core.builder import ApplicationBuilder
 from nbflow.core.state import State
 from nbflow.errors import SweepError, TaskFailed, TasksCancelled
 from nbflow.parallel.map import TaskBasedParallelAction
