@@ -16,6 +16,8 @@ DataFrames, Series, Indexes and scalars, and `StateList` (stored as a list).
 numpy, pandas and pydantic are never imported here: a value is recognised by
 its type's module, and the package is looked up in ``sys.modules`` (it must be
 loaded already if one of its objects exists). Decoding imports them on demand.
+The numpy and pandas encoders and decoders live in `_serde_numpy` and
+`_serde_pandas`; the helpers all of them share, in `_serde_base`.
 
 Anything else raises `SerializationError`, unless ``allow_pickle=True``, in
 which case it is stored as a pickle. Loading a pickle also needs
@@ -34,7 +36,6 @@ import json
 import pathlib
 import pickle
 import re
-import reprlib
 import sys
 import uuid
 import zoneinfo
@@ -43,55 +44,28 @@ from typing import Any, NamedTuple
 
 from nbflow.core.state import StateList
 from nbflow.errors import SerializationError
+from nbflow.persistence._serde_base import (
+    _REPR,
+    TAG,
+    _b64,
+    _Failure,
+    _type_name,
+    _tz_from_json,
+    _tz_json,
+    _unsupported_detail,
+    _where,
+)
+from nbflow.persistence._serde_numpy import _NUMPY_DECODERS, _numpy_handler
+from nbflow.persistence._serde_pandas import _PANDAS_DECODERS, _pandas_handler
 
 __all__ = ["to_json", "from_json", "dumps", "loads", "register_serde", "unregister_serde"]
-
-TAG = "__nbflow__"
 
 _SCALARS = (str, int, float, bool, type(None))
 # Their instances are JSON as they are; registering them would make every payload recurse forever.
 _NATIVE = frozenset([*_SCALARS, list, dict])
 _FLOAT_NAMES = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 40
 _MISSING = object()
-
-
-# -- failures, with the path they happened at ---------------------------------------------------------
-
-
-class _Failure(Exception):
-    """Raised inside the recursion; the public functions turn it into a `SerializationError`.
-
-    Containers append their key on the way up, so a successful call pays nothing
-    for path tracking.
-    """
-
-    def __init__(self, detail: str, *, unsupported: bool = False) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.unsupported = unsupported  # the value's type is unknown, so a pickle may stand in
-        self.segments: list[tuple[str, Any]] = []
-
-
-def _where(root: str, segments: list[tuple[str, Any]]) -> str:
-    out = root
-    for i, (kind, key) in enumerate(reversed(segments)):
-        if kind == "key":
-            # 'state' + key 'model' reads "state key 'model'"; deeper keys are just "-> 'model'".
-            out += f" key {_REPR.repr(key)}" if i == 0 else f" -> {_REPR.repr(key)}"
-        elif kind == "index":
-            out += f" -> [{key}]"
-        elif kind == "attr":
-            out += f" -> .{key}"
-        else:
-            out += f" -> {key}"
-    return out
-
-
-def _type_name(cls: type) -> str:
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
 # -- the registry --------------------------------------------------------------------------------------
@@ -333,10 +307,6 @@ class _Encoder:
         return {TAG: "pickle", "v": {"type": _type_name(type(value)), "b64": _b64(blob)}}
 
 
-def _unsupported_detail(cls: type, why: str) -> str:
-    return f"{_type_name(cls)} is not a type nbflow can store as JSON{why}. Register it with nbflow.register_serde({cls.__name__}, tag=..., encode=..., decode=...), or pass allow_pickle=True to store it as a pickle (only load pickles you trust)."
-
-
 def _user_registration(cls: type) -> _Registration | None:
     if not _USER_BY_TYPE:
         return None
@@ -396,10 +366,6 @@ def _importable(cls: type, kind: str, handler: Callable) -> Callable:
     return not_importable
 
 
-def _b64(blob: bytes) -> str:
-    return base64.b64encode(blob).decode("ascii")
-
-
 def _enc_tuple(value: tuple, e: _Encoder) -> dict:
     return {TAG: "tuple", "v": e.seq(value)}
 
@@ -416,32 +382,6 @@ def _enc_set(value: set | frozenset, e: _Encoder) -> dict:
 
 def _enc_complex(value: complex, e: _Encoder) -> dict:
     return {TAG: "complex", "v": [e.enc(value.real), e.enc(value.imag)]}
-
-
-def _tz_json(tz: dt.tzinfo | None, moment: dt.datetime | None) -> Any:
-    if tz is None:
-        return None
-    if isinstance(tz, zoneinfo.ZoneInfo) and tz.key is not None:
-        return {"zone": tz.key}
-    if type(tz) is dt.timezone:
-        return {"offset": tz.utcoffset(None).total_seconds()}
-    if isinstance(getattr(tz, "zone", None), str):
-        return {"zone": tz.zone}  # pytz: comes back as the ZoneInfo of the same name
-    # dateutil and friends: keep the offset in effect at that moment.
-    offset = tz.utcoffset(moment)
-    if offset is None:
-        raise _Failure(
-            _unsupported_detail(type(tz), " (a time zone without a fixed offset)"), unsupported=True
-        )
-    return {"offset": offset.total_seconds()}
-
-
-def _tz_from_json(data: Any) -> dt.tzinfo | None:
-    if data is None:
-        return None
-    if "zone" in data:
-        return zoneinfo.ZoneInfo(data["zone"])
-    return dt.timezone(dt.timedelta(seconds=data["offset"]))
 
 
 def _enc_datetime_or_time(value: dt.datetime | dt.time, e: _Encoder) -> dict:
@@ -756,302 +696,6 @@ _BUILTIN_DECODERS: dict[str, Callable[[Any, _Decoder], Any]] = {
     "namedtuple": _dec_namedtuple,
     "pydantic": _dec_pydantic,
     "pickle": lambda v, d: d.unpickle(v),
+    **_NUMPY_DECODERS,
+    **_PANDAS_DECODERS,
 }
-
-
-# -- numpy ----------------------------------------------------------------------------------------------
-
-# Fixed-size dtypes whose raw bytes are the whole value: bool, ints, floats, complex, datetime64,
-# timedelta64, bytes and unicode strings, and structured records of those.
-_RAW_KINDS = frozenset("biufcmMSUV")
-
-
-def _numpy_handler(cls: type) -> Callable | None:
-    np = sys.modules["numpy"]
-    if cls is np.ndarray:
-        return _enc_ndarray
-    if issubclass(cls, np.generic):
-        return _enc_numpy_scalar
-    return None
-
-
-def _dtype_json(dtype: Any, e: _Encoder, cls: type) -> Any:
-    np = sys.modules["numpy"]
-    if dtype.kind not in _RAW_KINDS or dtype.hasobject:
-        why = f" (of dtype {dtype}, whose items are not fixed-size numbers or strings)"
-        raise _Failure(_unsupported_detail(cls, why), unsupported=True)
-    return e.enc(np.lib.format.dtype_to_descr(dtype))
-
-
-def _dtype_from_json(data: Any, d: _Decoder) -> Any:
-    np = d.require("numpy", "a numpy array")
-    return np.lib.format.descr_to_dtype(d.dec(data))
-
-
-def _enc_ndarray(value: Any, e: _Encoder) -> dict:
-    shape = list(value.shape)
-    if value.dtype.kind == "O":
-        return {TAG: "numpy.ndarray", "v": {"dtype": "O", "shape": shape, "items": e.seq(value.ravel())}}
-    dtype = _dtype_json(value.dtype, e, type(value))
-    return {TAG: "numpy.ndarray", "v": {"dtype": dtype, "shape": shape, "b64": _b64(value.tobytes())}}
-
-
-def _dec_ndarray(v: Any, d: _Decoder) -> Any:
-    np = d.require("numpy", "a numpy array")
-    shape = tuple(v["shape"])
-    if v["dtype"] == "O":
-        items = d.seq(v["items"])
-        out = np.empty(len(items), dtype=object)
-        # Item by item: np.array(items) would turn equal-length lists into a 2-d array.
-        for i, item in enumerate(items):
-            out[i] = item
-        return out.reshape(shape)
-    dtype = _dtype_from_json(v["dtype"], d)
-    # frombuffer gives a read-only view of the bytes; copy so the array is writable, like the original.
-    return np.frombuffer(base64.b64decode(v["b64"]), dtype=dtype).reshape(shape).copy()
-
-
-def _enc_numpy_scalar(value: Any, e: _Encoder) -> dict:
-    dtype = value.dtype
-    if dtype.kind in "biu" or (dtype.kind == "f" and dtype.itemsize <= 8):
-        # Readable in the file, and exact: these fit a Python bool/int/float.
-        return {TAG: "numpy.scalar", "v": {"dtype": dtype.str, "item": e.enc(value.item())}}
-    return {
-        TAG: "numpy.scalar",
-        "v": {"dtype": _dtype_json(dtype, e, type(value)), "b64": _b64(value.tobytes())},
-    }
-
-
-def _dec_numpy_scalar(v: Any, d: _Decoder) -> Any:
-    np = d.require("numpy", "a numpy scalar")
-    if "item" in v:
-        return np.dtype(v["dtype"]).type(d.dec(v["item"]))
-    return np.frombuffer(base64.b64decode(v["b64"]), dtype=_dtype_from_json(v["dtype"], d))[0]
-
-
-_BUILTIN_DECODERS.update({"numpy.ndarray": _dec_ndarray, "numpy.scalar": _dec_numpy_scalar})
-
-
-# -- pandas ---------------------------------------------------------------------------------------------
-#
-# A DataFrame is stored column by column, each column by its dtype, so that int64 stays int64,
-# datetime64[us, Europe/Berlin] keeps its unit and zone, and a str column does not come back as
-# object. Index and columns are stored as Indexes (RangeIndex, MultiIndex, freq included).
-
-
-def _pandas_handler(cls: type) -> Callable | None:
-    pd = sys.modules["pandas"]
-    if cls is pd.DataFrame:
-        return _enc_dataframe
-    if cls is pd.Series:
-        return _enc_series
-    if issubclass(cls, pd.Index):
-        return lambda value, e: {TAG: "pandas.Index", "v": _index_json(value, e)}
-    if cls is pd.Timestamp:
-        return _enc_timestamp
-    if cls is pd.Timedelta:
-        return lambda value, e: {TAG: "pandas.Timedelta", "v": e.enc(value.to_timedelta64())}
-    if cls is pd.Period:
-        return lambda value, e: {TAG: "pandas.Period", "v": {"ordinal": value.ordinal, "freq": value.freqstr}}
-    if cls is pd.Interval:
-        return _enc_interval
-    if cls is type(pd.NaT):
-        return lambda value, e: {TAG: "pandas.NaT", "v": None}
-    if cls is type(pd.NA):
-        return lambda value, e: {TAG: "pandas.NA", "v": None}
-    return None
-
-
-def _array_json(owner: Any, e: _Encoder) -> dict:
-    """The values of a Series or an Index, by dtype."""
-    np = sys.modules["numpy"]
-    pd = sys.modules["pandas"]
-    # owner.dtype, not owner.array.dtype: for numpy-backed data the latter is a wrapper dtype.
-    dtype, arr = owner.dtype, owner.array
-    if isinstance(dtype, np.dtype):
-        return {"kind": "numpy", "values": e.enc(np.asarray(arr))}
-    if isinstance(dtype, pd.DatetimeTZDtype):
-        utc = np.asarray(arr.tz_convert("UTC").tz_localize(None))
-        return {"kind": "datetimetz", "unit": dtype.unit, "tz": _tz_json(dtype.tz, None), "utc": e.enc(utc)}
-    if isinstance(dtype, pd.StringDtype):
-        na = "nan" if dtype.na_value is not pd.NA else "NA"
-        values = [None if x is pd.NA or x != x else x for x in arr]
-        return {"kind": "string", "storage": dtype.storage, "na": na, "values": values}
-    if isinstance(dtype, pd.CategoricalDtype):
-        codes = np.asarray(arr.codes)
-        categories = _index_json(dtype.categories, e)
-        return {"kind": "category", "codes": e.enc(codes), "categories": categories, "ordered": dtype.ordered}
-    if isinstance(arr, (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)):
-        # Int64, Float64, boolean...: the numbers plus the mask of missing ones.
-        mask = np.asarray(arr.isna())
-        data = arr.to_numpy(dtype=dtype.numpy_dtype, na_value=False if dtype.kind == "b" else 0)
-        return {"kind": "masked", "dtype": str(dtype), "data": e.enc(data), "mask": e.enc(mask)}
-    if isinstance(dtype, pd.PeriodDtype):
-        return {"kind": "period", "dtype": str(dtype), "ordinals": e.enc(np.asarray(arr.asi8))}
-    if isinstance(dtype, pd.IntervalDtype):
-        left, right = _array_json(arr.left, e), _array_json(arr.right, e)
-        return {"kind": "interval", "dtype": str(dtype), "left": left, "right": right}
-    # Anything else (sparse, pyarrow...): its items, rebuilt with pd.array.
-    items = [None if x is pd.NA else x for x in arr.astype(object)]
-    return {"kind": "other", "dtype": str(dtype), "items": e.seq(items)}
-
-
-def _array_from_json(v: dict, d: _Decoder) -> Any:
-    pd = d.require("pandas", "a pandas object")
-    kind = v["kind"]
-    if kind == "numpy":
-        return d.dec(v["values"])
-    if kind == "datetimetz":
-        utc = pd.DatetimeIndex(d.dec(v["utc"])).tz_localize("UTC")
-        return utc.tz_convert(_tz_from_json(v["tz"])).array
-    if kind == "string":
-        na = pd.NA if v["na"] == "NA" else float("nan")
-        return pd.array(v["values"], dtype=pd.StringDtype(storage=v["storage"], na_value=na))
-    if kind == "category":
-        categories = _index_from_json(v["categories"], d)
-        dtype = pd.CategoricalDtype(categories, ordered=v["ordered"])
-        return pd.Categorical.from_codes(d.dec(v["codes"]), dtype=dtype)
-    dtype = pd.api.types.pandas_dtype(v["dtype"])
-    if kind == "masked":
-        return dtype.construct_array_type()(d.dec(v["data"]), d.dec(v["mask"]))
-    if kind == "period":
-        return pd.arrays.PeriodArray(d.dec(v["ordinals"]), dtype=dtype)
-    if kind == "interval":
-        left, right = _array_from_json(v["left"], d), _array_from_json(v["right"], d)
-        return pd.arrays.IntervalArray.from_arrays(left, right, closed=dtype.closed, dtype=dtype)
-    return pd.array(d.seq(v["items"]), dtype=dtype)
-
-
-def _index_json(index: Any, e: _Encoder) -> dict:
-    pd = sys.modules["pandas"]
-    name = e.at("(the index name)", index.name) if not isinstance(index, pd.MultiIndex) else None
-    if type(index) is pd.RangeIndex:
-        return {"kind": "range", "range": [index.start, index.stop, index.step], "name": name}
-    if isinstance(index, pd.MultiIndex):
-        return {
-            "kind": "multi",
-            "levels": [_index_json(level, e) for level in index.levels],
-            "codes": [e.enc(c) for c in index.codes],
-            "names": e.at("(the index names)", list(index.names)),
-        }
-    out = {"kind": "index", "array": _array_json(index, e), "name": name}
-    freq = getattr(index, "freqstr", None)
-    if freq is not None and not isinstance(index, pd.PeriodIndex):
-        out["freq"] = freq
-    return out
-
-
-def _index_from_json(v: dict, d: _Decoder) -> Any:
-    pd = d.require("pandas", "a pandas object")
-    kind = v["kind"]
-    if kind == "range":
-        return pd.RangeIndex(*v["range"], name=d.dec(v["name"]))
-    if kind == "multi":
-        levels = [_index_from_json(level, d) for level in v["levels"]]
-        codes = [d.dec(c) for c in v["codes"]]
-        return pd.MultiIndex(levels=levels, codes=codes, names=d.dec(v["names"]))
-    arr = _array_from_json(v["array"], d)
-    name = d.dec(v["name"])
-    freq = v.get("freq")
-    if freq is not None:
-        cls = pd.TimedeltaIndex if arr.dtype.kind == "m" else pd.DatetimeIndex
-        return cls(arr, freq=freq, name=name)
-    # dtype= keeps an object array of strings object (pandas 3 would infer str).
-    return pd.Index(arr, dtype=arr.dtype, name=name)
-
-
-def _enc_series(value: Any, e: _Encoder) -> dict:
-    out = {
-        "name": e.at("(the series name)", value.name),
-        "index": _index_json(value.index, e),
-        "values": _array_json(value, e),
-    }
-    if value.attrs:
-        out["attrs"] = e.at("(attrs)", dict(value.attrs))
-    return {TAG: "pandas.Series", "v": out}
-
-
-def _dec_series(v: Any, d: _Decoder) -> Any:
-    pd = d.require("pandas", "a pandas Series")
-    values = _array_from_json(v["values"], d)
-    index = _index_from_json(v["index"], d)
-    series = pd.Series(values, index=index, dtype=values.dtype, name=d.dec(v["name"]))
-    if "attrs" in v:
-        series.attrs = d.dec(v["attrs"])
-    return series
-
-
-def _enc_dataframe(value: Any, e: _Encoder) -> dict:
-    columns = []
-    for i in range(value.shape[1]):
-        try:
-            columns.append(_array_json(value.iloc[:, i], e))
-        except _Failure as failure:
-            failure.segments.append(("other", f"column {_REPR.repr(value.columns[i])}"))
-            raise
-    out = {"index": _index_json(value.index, e), "columns": _index_json(value.columns, e), "data": columns}
-    if value.attrs:
-        out["attrs"] = e.at("(attrs)", dict(value.attrs))
-    return {TAG: "pandas.DataFrame", "v": out}
-
-
-def _dec_dataframe(v: Any, d: _Decoder) -> Any:
-    pd = d.require("pandas", "a pandas DataFrame")
-    index = _index_from_json(v["index"], d)
-    arrays = [_array_from_json(column, d) for column in v["data"]]
-    # Positions as labels, and the real labels and index set afterwards: column labels may repeat,
-    # and an index with repeated labels must not take part in alignment.
-    rows = pd.RangeIndex(len(index))
-    frame = pd.DataFrame(
-        {i: pd.Series(a, index=rows, dtype=a.dtype) for i, a in enumerate(arrays)}, index=rows
-    )
-    frame.index = index
-    frame.columns = _index_from_json(v["columns"], d)
-    if "attrs" in v:
-        frame.attrs = d.dec(v["attrs"])
-    return frame
-
-
-def _enc_timestamp(value: Any, e: _Encoder) -> dict:
-    utc = value.tz_convert("UTC").tz_localize(None) if value.tzinfo is not None else value
-    return {
-        TAG: "pandas.Timestamp",
-        "v": {"utc": e.enc(utc.to_datetime64()), "tz": _tz_json(value.tzinfo, None)},
-    }
-
-
-def _dec_timestamp(v: Any, d: _Decoder) -> Any:
-    pd = d.require("pandas", "a pandas Timestamp")
-    ts = pd.Timestamp(d.dec(v["utc"]))
-    tz = _tz_from_json(v["tz"])
-    return ts if tz is None else ts.tz_localize("UTC").tz_convert(tz)
-
-
-def _enc_interval(value: Any, e: _Encoder) -> dict:
-    bounds = [e.at("(left)", value.left), e.at("(right)", value.right)]
-    return {TAG: "pandas.Interval", "v": {"bounds": bounds, "closed": value.closed}}
-
-
-def _dec_interval(v: Any, d: _Decoder) -> Any:
-    pd = d.require("pandas", "a pandas Interval")
-    return pd.Interval(*d.seq(v["bounds"]), closed=v["closed"])
-
-
-def _dec_timedelta(v: Any, d: _Decoder) -> Any:
-    pd = d.require("pandas", "a pandas Timedelta")
-    return pd.Timedelta(d.dec(v))
-
-
-_BUILTIN_DECODERS.update(
-    {
-        "pandas.DataFrame": _dec_dataframe,
-        "pandas.Series": _dec_series,
-        "pandas.Index": lambda v, d: _index_from_json(v, d),
-        "pandas.Timestamp": _dec_timestamp,
-        "pandas.Timedelta": _dec_timedelta,
-        "pandas.Period": lambda v, d: d.require("pandas", "a pandas Period").Period(**v),
-        "pandas.Interval": _dec_interval,
-        "pandas.NaT": lambda v, d: d.require("pandas", "pandas.NaT").NaT,
-        "pandas.NA": lambda v, d: d.require("pandas", "pandas.NA").NA,
-    }
-)
