@@ -5,7 +5,8 @@ sweep builds its first frame. `load_results` and the ``df.nbflow`` accessor
 live in `nbflow.sweeps.export`.
 """
 
-from nbflow.sweeps.grids import Grid, choice, grid, loguniform, randint, sample, uniform, zipped
+from nbflow.sweeps.distributions import choice, loguniform, randint, sample, uniform
+from nbflow.sweeps.grids import Grid, grid, zipped
 from nbflow.sweeps.results import ResultTable, to_dataframe
 from nbflow.sweeps.runner import Sweep, sweep
 

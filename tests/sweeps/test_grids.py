@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 
 from nbflow.errors import NbflowError, SweepError
-from nbflow.sweeps.grids import Grid, choice, grid, loguniform, randint, sample, uniform, zipped
+from nbflow.sweeps.distributions import choice, loguniform, randint, sample, uniform
+from nbflow.sweeps.grids import Grid, grid, zipped
 
 NAMES = ["a", "b", "c", "d", "e"]
 SMALL_VALUES = st.lists(st.integers(-5, 5), max_size=3)
