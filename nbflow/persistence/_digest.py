@@ -1,0 +1,385 @@
+"""Value digests: the data half of the fingerprint encoder (chunks, containers, numpy, pandas, objects).
+
+`nbflow.persistence.fingerprint` holds the public `code_fingerprint` and
+`value_fingerprint`, and the code half of the encoder (functions, classes,
+actions, graphs). The two halves are mutually recursive, since a value can hold
+a function and a function's defaults, closures and globals are values, so the
+code half subclasses `_ValueEncoder` here; this module never imports
+fingerprint. The chunk tags and personalizations live here because both
+halves write the same byte stream.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import dataclasses
+import functools
+import hashlib
+import pickle
+import struct
+import sys
+import types
+from typing import Any, ClassVar
+
+from nbflow.core.actions import Action
+from nbflow.core.conditions import Condition
+from nbflow.core.graph import Graph
+from nbflow.core.state import State, StateList
+
+# blake2b's personalization keeps code and value digests in separate spaces.
+_CODE_PERSON = b"nbflow.code.1"
+_VALUE_PERSON = b"nbflow.value.1"
+
+# One byte per kind of chunk. The format is versioned through the persons above.
+_NONE, _TRUE, _FALSE, _ELLIPSIS = b"N", b"T", b"F", b"E"
+_INT, _FLOAT, _COMPLEX, _STR, _BYTES, _BYTEARRAY = b"i", b"f", b"c", b"s", b"b", b"B"
+_LIST, _TUPLE, _DICT, _SET, _SUBCLASS = b"l", b"t", b"d", b"S", b"y"
+_DIGEST, _CYCLE, _BACKREF, _OPAQUE = b"h", b"@", b"^", b"o"
+_NDARRAY, _NPSCALAR, _PANDAS, _DATACLASS, _PYDANTIC = b"a", b"A", b"p", b"D", b"P"
+_PICKLE, _OBJECT, _WRAPPER = b"k", b"O", b"W"
+_VERSION, _CODE, _FUNCTION, _DOCSTRING, _EMPTY_CELL, _GLOBALS = b"v", b"X", b"x", b"_", b"e", b"g"
+_REF, _MODULE, _CLASS, _METHOD, _PARTIAL = b"r", b"m", b"C", b"M", b"("
+_ACTION, _GRAPH, _RUNNABLE, _CONDITION = b"Q", b"G", b"R", b"?"
+
+_BUILTIN_CALLABLES = (
+    types.BuiltinFunctionType,
+    types.MethodWrapperType,
+    types.WrapperDescriptorType,
+    types.MethodDescriptorType,
+    types.ClassMethodDescriptorType,
+)
+
+
+def _type_name(t: type) -> str:
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _version(module: str) -> str:
+    for name in (module, module.partition(".")[0]):
+        found = getattr(sys.modules.get(name), "__version__", None)
+        if found is not None:
+            return str(found)
+    return ""
+
+
+def _is_pydantic(t: type) -> bool:
+    return any(c.__name__ == "BaseModel" and c.__module__.startswith("pydantic") for c in t.__mro__)
+
+
+class _ValueEncoder:
+    """Feeds one object graph to a blake2b hash as tagged, length-prefixed chunks: the data half.
+
+    `nbflow.persistence.fingerprint._Encoder` adds the code half (functions,
+    classes, actions, graphs) by overriding `_code_object` and `_class`.
+    """
+
+    def __init__(self, person: bytes, follow: tuple[str, ...]) -> None:
+        self._person = person
+        self._hash = hashlib.blake2b(digest_size=16, person=person)
+        self._update = self._hash.update
+        self._follow = follow
+        # Objects on the current path (containers, functions, classes, actions) -> depth; meeting
+        # one again is a cycle, written as its depth so that no id() reaches the digest.
+        self._active: dict[int, int] = {}
+        # Functions, classes and actions already written -> ordinal, so a helper that many
+        # functions call is hashed once. Data is never deduplicated: [a, a] equals [a, copy(a)].
+        self._seen: dict[int, int] = {}
+        self._module: str | None = None
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+    # -- chunks --------------------------------------------------------------------------
+
+    def put(self, tag: bytes, payload: bytes = b"") -> None:
+        self._update(tag + len(payload).to_bytes(8, "little") + payload)
+
+    def _count(self, tag: bytes, n: int) -> None:
+        self._update(tag + n.to_bytes(8, "little"))
+
+    def _str(self, s: str) -> None:
+        self.put(_STR, s.encode("utf-8", "surrogatepass"))
+
+    def _sub(self, *, keep_seen: bool) -> _ValueEncoder:
+        sub = type(self)(self._person, self._follow)
+        sub._active = dict(self._active)
+        # A digest that is sorted among siblings (dict keys, set items) must not depend on which
+        # sibling was hashed first, so it starts with nothing seen.
+        sub._seen = dict(self._seen) if keep_seen else {}
+        sub._module = self._module
+        return sub
+
+    def _digest_of(self, value: Any) -> bytes:
+        sub = self._sub(keep_seen=False)
+        sub.value(value)
+        return sub._hash.digest()
+
+    def _enter(self, obj: Any, *, dedupe: bool) -> bool:
+        """Start writing ``obj``; False (after writing a reference) if it was written already."""
+        key = id(obj)
+        depth = self._active.get(key)
+        if depth is not None:
+            self.put(_CYCLE, depth.to_bytes(4, "little"))
+            return False
+        if dedupe:
+            ordinal = self._seen.get(key)
+            if ordinal is not None:
+                self.put(_BACKREF, ordinal.to_bytes(4, "little"))
+                return False
+            self._seen[key] = len(self._seen)
+        self._active[key] = len(self._active)
+        return True
+
+    def _leave(self, obj: Any) -> None:
+        del self._active[id(obj)]
+
+    def _is_user(self, module: str | None) -> bool:
+        """Whether code from ``module`` is hashed by its code rather than by name and version."""
+        if module is None or module == "__main__" or module == self._module or module not in sys.modules:
+            return True
+        return any(module == p or module.startswith(f"{p}.") for p in self._follow)
+
+    # -- data ----------------------------------------------------------------------------
+
+    def value(self, v: Any) -> None:
+        encode = self._EXACT.get(type(v))
+        if encode is not None:
+            encode(self, v)
+        else:
+            self._other(v)
+
+    def _none(self, v: None) -> None:
+        self.put(_NONE)
+
+    def _bool(self, v: bool) -> None:
+        self.put(_TRUE if v else _FALSE)
+
+    def _ellipsis(self, v: Any) -> None:
+        self.put(_ELLIPSIS)
+
+    def _int(self, v: int) -> None:
+        self.put(_INT, int.to_bytes(v, (v.bit_length() + 8) // 8, "little", signed=True))
+
+    def _float(self, v: float) -> None:
+        self.put(_FLOAT, struct.pack("<d", v))
+
+    def _complex(self, v: complex) -> None:
+        self.put(_COMPLEX, struct.pack("<dd", v.real, v.imag))
+
+    def _bytes(self, v: bytes) -> None:
+        self.put(_BYTES, v)
+
+    def _bytearray(self, v: bytearray) -> None:
+        self.put(_BYTEARRAY, bytes(v))
+
+    def _list(self, v: Any) -> None:
+        if self._enter(v, dedupe=False):
+            self._count(_LIST, len(v))
+            for item in v:
+                self.value(item)
+            self._leave(v)
+
+    def _tuple(self, v: tuple) -> None:
+        # A tuple can only reach itself through a list, dict or object, which catch the cycle.
+        self._count(_TUPLE, len(v))
+        for item in v:
+            self.value(item)
+
+    def _dict(self, v: Any) -> None:
+        if self._enter(v, dedupe=False):
+            self._mapping(list(v.items()))
+            self._leave(v)
+
+    def _mapping(self, items: list[tuple[Any, Any]]) -> None:
+        self._count(_DICT, len(items))
+        if all(type(k) is str for k, _ in items):
+            # Strings sort the same in every process, so the common case needs no key digests.
+            for k, item in sorted(items, key=lambda kv: kv[0]):
+                self._str(k)
+                self.value(item)
+        else:
+            for digest, item in sorted(((self._digest_of(k), item) for k, item in items), key=lambda d: d[0]):
+                self.put(_DIGEST, digest)
+                self.value(item)
+
+    def _set(self, v: Any) -> None:
+        self._count(_SET, len(v))
+        for digest in sorted(self._digest_of(item) for item in v):
+            self.put(_DIGEST, digest)
+
+    def _state(self, v: State) -> None:
+        # A State equals the dict of its items, and fingerprints like it.
+        self._mapping(list(v.items()))
+
+    def _other(self, v: Any) -> None:
+        t = type(v)
+        if isinstance(v, (Action, Graph, Condition, type, types.MethodType, functools.partial)):
+            self._code_object(v)
+        elif isinstance(v, State):
+            self._state(v)
+        elif callable(v) and isinstance(getattr(v, "__wrapped__", None), types.FunctionType):
+            # functools.lru_cache and other wrappers: what they wrap decides the results.
+            self.put(_WRAPPER, _type_name(t).encode())
+            self.value(v.__wrapped__)
+        elif isinstance(v, _BUILTIN_CALLABLES) or (
+            callable(v) and hasattr(v, "__name__") and not self._is_user(t.__module__)
+        ):
+            # Builtins and function-like library objects (numpy ufuncs): by name and version.
+            self._ref(v)
+        elif isinstance(v, (list, tuple, dict, set, frozenset, str, int, float, bytes)):
+            # Named tuples, IntEnums, OrderedDicts...: the type's name, then the builtin value.
+            self.put(_SUBCLASS, _type_name(t).encode())
+            base = next(b for b in t.__mro__ if b in self._EXACT)
+            self._EXACT[base](self, v)
+        else:
+            top = t.__module__.partition(".")[0]
+            if top == "numpy" and self._numpy(v):
+                return
+            if top == "pandas" and self._pandas(v):
+                return
+            if dataclasses.is_dataclass(v):
+                self._fields(_DATACLASS, v, [f.name for f in dataclasses.fields(v)])
+            elif _is_pydantic(t):
+                fields = getattr(t, "model_fields", None) or getattr(t, "__fields__", {})
+                self._fields(_PYDANTIC, v, list(fields))
+            else:
+                self._pickled(v)
+
+    def _fields(self, tag: bytes, v: Any, names: list[str]) -> None:
+        if self._enter(v, dedupe=False):
+            self.put(tag, _type_name(type(v)).encode())
+            self._count(_DICT, len(names))
+            for name in names:
+                self._str(name)
+                self.value(getattr(v, name))
+            self._leave(v)
+
+    def _numpy(self, v: Any) -> bool:
+        np = sys.modules["numpy"]
+        if isinstance(v, np.ndarray):
+            tag = _NDARRAY
+        elif isinstance(v, np.generic):
+            tag, v = _NPSCALAR, np.asarray(v)
+        else:
+            return False
+        dtype = v.dtype
+        self.put(tag, dtype.str.encode())
+        self.value(dtype.descr if dtype.names else None)
+        self.value(v.shape)
+        if dtype.hasobject:
+            # The buffer of an object array holds pointers; hash the objects it points to.
+            self.value(v.ravel().tolist())
+        else:
+            flat = np.ascontiguousarray(v).reshape(-1).view(np.uint8)
+            self._count(_BYTES, flat.nbytes)
+            self._update(flat)
+        return True
+
+    def _pandas(self, v: Any) -> bool:
+        pd = sys.modules["pandas"]
+        if not isinstance(v, (pd.DataFrame, pd.Series, pd.Index)):
+            return False
+        self.put(_PANDAS, _type_name(type(v)).encode())
+        index = v if isinstance(v, pd.Index) else v.index
+        self.value([str(t) for t in getattr(index, "dtypes", [index.dtype])])
+        self.value(list(index.names))
+        self._pandas_values(index)
+        if isinstance(v, pd.DataFrame):
+            self.value(list(v.columns))
+            self.value([str(t) for t in v.dtypes])
+            for _, column in v.items():
+                self._pandas_values(column)
+        elif isinstance(v, pd.Series):
+            self.value(v.name)
+            self.value(str(v.dtype))
+            self._pandas_values(v)
+        return True
+
+    def _pandas_values(self, values: Any) -> None:
+        if values.dtype == object:
+            # hash_pandas_object hashes str(cell) here, so 1 and "1" (or two objects whose repr
+            # shows only an address) would collide; object columns are hashed cell by cell.
+            self.value(values.tolist())
+        else:
+            pd = sys.modules["pandas"]
+            self._numpy(pd.util.hash_pandas_object(values, index=False).to_numpy())
+
+    def _pickled(self, v: Any) -> None:
+        t = type(v)
+        plain = (
+            t.__reduce_ex__ is object.__reduce_ex__
+            and t.__reduce__ is object.__reduce__
+            and t not in copyreg.dispatch_table
+        )
+        try:
+            reduced = v.__reduce_ex__(5) if plain else pickle.dumps(v, protocol=5)
+        except Exception as exc:
+            msg = f"Cannot fingerprint a {_type_name(t)} value: it is not plain data and pickle fails ({type(exc).__name__}: {exc}). Build the object inside the action from plain inputs (a path, a seed, parameters) instead of passing it in."
+            raise TypeError(msg) from exc
+        if not plain:
+            if self._is_user(t.__module__):
+                # Pickle names a notebook class without its code; hash the code too.
+                self._class(t)
+            self.put(_PICKLE, reduced)
+        elif self._enter(v, dedupe=False):
+            # What pickle would save for a plain instance (its class, then its attribute dict),
+            # hashed item by item: pickle bytes would follow the hash-seeded order of a set
+            # attribute, and its memo would tell a shared object from an equal copy.
+            _, args, state, items, pairs = (*reduced, None, None, None)[:5]
+            self.put(_OBJECT)
+            self.value(args)
+            self.value(state)
+            self.value(None if items is None else list(items))
+            self.value(None if pairs is None else dict(pairs))
+            self._leave(v)
+
+    def _best_effort(self, v: Any) -> None:
+        """``v`` as data if it can be fingerprinted at all, else only its type's name."""
+        sub = self._sub(keep_seen=True)
+        try:
+            sub.value(v)
+        except TypeError:
+            self.put(_OPAQUE, _type_name(type(v)).encode())
+            return
+        self._seen = sub._seen
+        self.put(_DIGEST, sub._hash.digest())
+
+    def _ref(self, obj: Any) -> None:
+        module = getattr(obj, "__module__", None) or type(obj).__module__
+        name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__qualname__
+        self.put(_REF, f"{module}:{name}".encode())
+        self.put(_VERSION, _version(module).encode())
+
+    def _module_ref(self, module: types.ModuleType) -> None:
+        self.put(_MODULE, module.__name__.encode())
+        self.put(_VERSION, _version(module.__name__).encode())
+
+    # -- hooks for the code half ----------------------------------------------------------
+
+    def _code_object(self, v: Any) -> None:
+        """Write an action, graph, condition, class, method or partial (see fingerprint._Encoder)."""
+        raise NotImplementedError
+
+    def _class(self, cls: type) -> None:
+        """Write a class by its code (see fingerprint._Encoder)."""
+        raise NotImplementedError
+
+    _EXACT: ClassVar[dict[type, Any]] = {
+        type(None): _none,
+        bool: _bool,
+        int: _int,
+        float: _float,
+        complex: _complex,
+        str: _str,
+        bytes: _bytes,
+        bytearray: _bytearray,
+        list: _list,
+        StateList: _list,
+        tuple: _tuple,
+        dict: _dict,
+        State: _state,
+        set: _set,
+        frozenset: _set,
+        type(...): _ellipsis,
+        types.ModuleType: _module_ref,
+    }
