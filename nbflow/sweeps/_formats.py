@@ -331,7 +331,11 @@ def _read_csv(target: Path) -> pd.DataFrame:
         msg = f"{target.name} changed after it was exported (its checksum differs from {side.name}); dtypes are restored for the columns whose names still match."
         _warn(msg)
     if raw.strip():
-        cells = pd.read_csv(io.BytesIO(raw), dtype=object, keep_default_na=False, na_values=[""])
+        # skip_blank_lines=False: a header or row that is only whitespace (a column named " ",
+        # one missing value) is a line of the table, not a gap between lines.
+        cells = pd.read_csv(
+            io.BytesIO(raw), dtype=object, keep_default_na=False, na_values=[""], skip_blank_lines=False
+        )
         if intact and len(cells.columns) == len(sidecar["columns"]):
             # The header is the one exported, and read_csv renames some labels ("" to "Unnamed: 0").
             cells.columns = sidecar["columns"]
