@@ -175,6 +175,22 @@ def test_cluster_executors_run_under_arun(executor_named):
 
 
 @pytest.mark.cluster
+@pytest.mark.parametrize("executor_named", CLUSTERS, indirect=True)
+def test_parallel_action_executor_name_sends_its_tasks_to_the_cluster(executor_named):
+    """A parallel action's own executor="dask" / "ray" wins over the application's threads."""
+    app = (
+        ApplicationBuilder()
+        .with_actions(square_all=SquareAll(on_error="record", executor=executor_named))
+        .with_state(n=20, scale=1)
+        .with_entrypoint("square_all")
+        .with_executor("threads")
+        .build()
+    )
+    pids = app.run()[2]["pids"]
+    assert pids and os.getpid() not in pids
+
+
+@pytest.mark.cluster
 def test_dask_workers_are_the_session_cluster_workers(dask_client):
     """With "dask" and no client given, tasks run on the default client's workers."""
     workers = set(dask_client.run(os.getpid).values())
