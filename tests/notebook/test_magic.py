@@ -8,6 +8,13 @@ from traitlets.config import Config
 from nbflow.notebook.magic import CellBody, parse_line
 
 
+def _forget_user_names(ip):
+    # Keep IPython's own dunder names: the namespace is __main__'s, and multiprocessing and Dask
+    # workers need __main__.__spec__ to start.
+    for name in [n for n in ip.user_ns if not n.startswith("__")]:
+        del ip.user_ns[name]
+
+
 @pytest.fixture
 def shell():
     """A real IPython shell with `%load_ext nbflow` done, and a clean namespace."""
@@ -16,9 +23,9 @@ def shell():
     ip = InteractiveShell.instance(config=config)
     if "parallel_map" not in ip.magics_manager.magics["cell"]:
         ip.run_cell("%load_ext nbflow", store_history=False)
-    ip.user_ns.clear()
+    _forget_user_names(ip)
     yield ip
-    ip.user_ns.clear()
+    _forget_user_names(ip)
 
 
 def magic(shell, line, cell):
