@@ -136,6 +136,10 @@ class CellBody:
             self._compiled = (compile(tree, "<%%parallel_map cell>", "exec"), last)
         return self._compiled
 
+    def __nbflow_fingerprint__(self) -> dict:
+        # The cell is keyed like a function: its compiled code, the globals it reads, what it collects.
+        return {"code": self._code(), "globals": self.namespace, "data": self.collect}
+
     def __call__(self, **params: Any) -> Any:
         body, last = self._code()
         scope = {**self.namespace, **params}

@@ -15,9 +15,12 @@ import copyreg
 import dataclasses
 import functools
 import hashlib
+import os
 import pickle
+import site
 import struct
 import sys
+import sysconfig
 import types
 from typing import Any, ClassVar
 
@@ -39,7 +42,7 @@ _NDARRAY, _NPSCALAR, _PANDAS, _DATACLASS, _PYDANTIC = b"a", b"A", b"p", b"D", b"
 _PICKLE, _OBJECT, _WRAPPER = b"k", b"O", b"W"
 _VERSION, _CODE, _FUNCTION, _DOCSTRING, _EMPTY_CELL, _GLOBALS = b"v", b"X", b"x", b"_", b"e", b"g"
 _REF, _MODULE, _CLASS, _METHOD, _PARTIAL = b"r", b"m", b"C", b"M", b"("
-_ACTION, _GRAPH, _RUNNABLE, _CONDITION = b"Q", b"G", b"R", b"?"
+_ACTION, _GRAPH, _RUNNABLE, _CONDITION, _HOOKED = b"Q", b"G", b"R", b"?", b"H"
 
 _BUILTIN_CALLABLES = (
     types.BuiltinFunctionType,
@@ -60,6 +63,37 @@ def _version(module: str) -> str:
         if found is not None:
             return str(found)
     return ""
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_roots() -> tuple[str, ...]:
+    """Folders whose modules are installed code (the standard library, site-packages), not the user's."""
+    paths = sysconfig.get_paths()
+    roots = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots.update(site.getsitepackages() if hasattr(site, "getsitepackages") else ())
+    roots.add(site.getusersitepackages() if hasattr(site, "getusersitepackages") else None)
+    return tuple(sorted({os.path.realpath(r) + os.sep for r in roots if r}))
+
+
+@functools.lru_cache(maxsize=4096)
+def _user_file(top: str, file: str | None) -> bool:
+    if top == "nbflow" or not file:
+        # nbflow itself counts by its version; builtin and frozen modules have no file.
+        return False
+    real = os.path.realpath(file)
+    return not real.startswith(_installed_roots())
+
+
+def is_user_module(name: str) -> bool:
+    """Whether module ``name`` is the user's own code: a notebook, a script, or a module outside installed packages.
+
+    User code is fingerprinted by what it does; installed packages and the standard
+    library by name and version.
+    """
+    module = sys.modules.get(name)
+    if module is None or name == "__main__":
+        return True
+    return _user_file(name.partition(".")[0], getattr(module, "__file__", None))
 
 
 def _is_pydantic(t: type) -> bool:
@@ -135,7 +169,7 @@ class _ValueEncoder:
 
     def _is_user(self, module: str | None) -> bool:
         """Whether code from ``module`` is hashed by its code rather than by name and version."""
-        if module is None or module == "__main__" or module == self._module or module not in sys.modules:
+        if module is None or module == self._module or is_user_module(module):
             return True
         return any(module == p or module.startswith(f"{p}.") for p in self._follow)
 
@@ -213,7 +247,9 @@ class _ValueEncoder:
 
     def _other(self, v: Any) -> None:
         t = type(v)
-        if isinstance(v, (Action, Graph, Condition, type, types.MethodType, functools.partial)):
+        if isinstance(v, (Action, Graph, Condition, type, types.MethodType, functools.partial)) or hasattr(
+            t, "__nbflow_fingerprint__"
+        ):
             self._code_object(v)
         elif isinstance(v, State):
             self._state(v)
@@ -237,7 +273,11 @@ class _ValueEncoder:
                 return
             if top == "pandas" and self._pandas(v):
                 return
-            if dataclasses.is_dataclass(v):
+            if top == "nbflow":
+                # nbflow's own machinery (an application, a tracker, an executor in a closure)
+                # computes nothing of the result; pickling it would be slow and may touch its hooks.
+                self.put(_OPAQUE, _type_name(t).encode())
+            elif dataclasses.is_dataclass(v):
                 self._fields(_DATACLASS, v, [f.name for f in dataclasses.fields(v)])
             elif _is_pydantic(t):
                 fields = getattr(t, "model_fields", None) or getattr(t, "__fields__", {})

@@ -47,8 +47,10 @@ from nbflow.persistence._digest import (
     _FUNCTION,
     _GLOBALS,
     _GRAPH,
+    _HOOKED,
     _INT,
     _METHOD,
+    _MODULE,
     _PARTIAL,
     _RUNNABLE,
     _TUPLE,
@@ -58,7 +60,7 @@ from nbflow.persistence._digest import (
     _ValueEncoder,
 )
 
-__all__ = ["code_fingerprint", "value_fingerprint"]
+__all__ = ["code_fingerprint", "value_fingerprint", "DigestMemo"]
 
 # `from __future__ import annotations` in the compiling module (or in the caller of exec) sets a
 # flag on every code object it compiles without changing what the code does.
@@ -149,6 +151,55 @@ def value_fingerprint(value: Any) -> str:
     return enc.hexdigest()
 
 
+_SCALARS = (type(None), bool, int, float, str)
+
+
+class DigestMemo:
+    """Fingerprints for one run of a parallel step: each shared value and each graph digested once.
+
+    A dataset in the step's state that every task reads is hashed once, not once per task;
+    code is hashed once per run (never across runs: a global it reads may change between them).
+    """
+
+    def __init__(self) -> None:
+        # id -> (object, digest): holding the object keeps its id from being reused.
+        self._values: dict[int, tuple[Any, str]] = {}
+        self._code: dict[int, tuple[Any, str]] = {}
+
+    def code(self, obj: Any) -> str:
+        """`code_fingerprint` of ``obj``, computed once per memo."""
+        known = self._code.get(id(obj))
+        if known is None:
+            known = self._code[id(obj)] = (obj, code_fingerprint(obj))
+        return known[1]
+
+    def value(self, value: Any, *, strict: bool = True) -> str:
+        """`value_fingerprint` of ``value``; values other than plain scalars are remembered by identity.
+
+        Args:
+            strict: raise TypeError for a value that cannot be digested; otherwise digest its
+                type's name (two such values of one type then look alike).
+        """
+        if type(value) in _SCALARS:
+            return value_fingerprint(value)
+        known = self._values.get(id(value))
+        if known is None:
+            try:
+                digest = value_fingerprint(value)
+            except TypeError:
+                if strict:
+                    raise
+                digest = value_fingerprint(("opaque", f"{type(value).__module__}.{type(value).__qualname__}"))
+            known = self._values[id(value)] = (value, digest)
+        return known[1]
+
+    def task(self, reads: Iterable[str], inputs: dict, state: Any, *, strict: bool = True) -> str:
+        """What a task starts from: its inputs and the values of the state keys it reads."""
+        read = sorted((k, self.value(state[k], strict=strict)) for k in reads if k in state)
+        given = sorted((str(k), self.value(v, strict=strict)) for k, v in inputs.items())
+        return value_fingerprint((read, given))
+
+
 @functools.lru_cache(maxsize=4096)
 def _global_names(code: types.CodeType) -> tuple[str, ...]:
     # co_names also holds attribute names; a global that merely shares one is hashed needlessly,
@@ -180,14 +231,18 @@ class _Encoder(_ValueEncoder):
             self.root(obj.func)
             self.value(obj.args)
             self.value(obj.keywords)
-        elif isinstance(obj, (Action, Graph, Condition, types.CodeType)):
+        elif isinstance(obj, (Action, Graph, Condition, types.CodeType)) or hasattr(
+            type(obj), "__nbflow_fingerprint__"
+        ):
             self._code_object(obj)
         else:
             msg = f"code_fingerprint takes a function, an nbflow Action, a RunnableGraph, a Graph or a class; got {_type_name(type(obj))}. For data, use value_fingerprint."
             raise TypeError(msg)
 
     def _code_object(self, v: Any) -> None:
-        if isinstance(v, Action):
+        if hasattr(type(v), "__nbflow_fingerprint__"):
+            self._hooked(v)
+        elif isinstance(v, Action):
             self._action(v)
         elif isinstance(v, Graph):
             self._graph(v)
@@ -249,29 +304,70 @@ class _Encoder(_ValueEncoder):
             self._module = outer
             self._leave(fn)
 
+    def _hooked(self, obj: Any) -> None:
+        """An object that describes its own code: ``__nbflow_fingerprint__()`` gives code objects and globals."""
+        if not self._enter(obj, dedupe=True):
+            return
+        try:
+            parts = obj.__nbflow_fingerprint__()
+            codes = [c for c in parts.get("code", ()) if c is not None]
+            self.put(_HOOKED, _type_name(type(obj)).encode())
+            self._count(_TUPLE, len(codes))
+            for code in codes:
+                self._code(code)
+            self.value(parts.get("data"))
+            names = dict.fromkeys(n for code in codes for n in _global_names(code))
+            self._bindings(tuple(names), parts.get("globals") or {})
+        finally:
+            self._leave(obj)
+
     def _globals(self, fn: types.FunctionType) -> None:
-        namespace = fn.__globals__
-        names = [n for n in _global_names(fn.__code__) if n in namespace]
-        self._count(_GLOBALS, len(names))
-        for name in names:
+        self._bindings(_global_names(fn.__code__), fn.__globals__)
+
+    def _bindings(self, names: tuple[str, ...], namespace: dict) -> None:
+        """The values ``names`` have in ``namespace`` (a function's globals): code by code, data by value.
+
+        ``names`` also holds attribute names (``helpers.scale`` reads ``helpers`` and ``scale``),
+        which is how the helpers a function reaches through a user module are found.
+        """
+        bound = [n for n in names if n in namespace]
+        self._count(_GLOBALS, len(bound))
+        for name in bound:
             self._str(name)
-            v = namespace[name]
-            if isinstance(v, types.ModuleType):
-                self._module_ref(v)
-            elif isinstance(v, types.FunctionType):
-                self._function_value(v)
-            elif isinstance(v, Action):
-                module = v.fn.__module__ if isinstance(v, FunctionAction) else type(v).__module__
-                if self._is_user(module):
-                    self._action(v)
-                else:
-                    self._ref(v.fn if isinstance(v, FunctionAction) else type(v))
-            elif isinstance(v, (type, types.MethodType, functools.partial, *_BUILTIN_CALLABLES)):
-                self.value(v)
+            self._binding(namespace[name], names)
+
+    def _binding(self, v: Any, names: tuple[str, ...]) -> None:
+        if isinstance(v, types.ModuleType):
+            if self._is_user(v.__name__) and v.__name__ != self._module:
+                self._user_module(v, names)
             else:
-                # A notebook constant the function reads (SCALE = 3) changes its results; a global
-                # that cannot be fingerprinted (a lock, a client) counts by type alone.
-                self._best_effort(v)
+                self._module_ref(v)
+        elif isinstance(v, types.FunctionType):
+            self._function_value(v)
+        elif isinstance(v, Action):
+            module = v.fn.__module__ if isinstance(v, FunctionAction) else type(v).__module__
+            if self._is_user(module):
+                self._action(v)
+            else:
+                self._ref(v.fn if isinstance(v, FunctionAction) else type(v))
+        elif isinstance(v, (type, types.MethodType, functools.partial, *_BUILTIN_CALLABLES)):
+            self.value(v)
+        else:
+            # A notebook constant the function reads (SCALE = 3) changes its results; a global
+            # that cannot be fingerprinted (a lock, a client) counts by type alone.
+            self._best_effort(v)
+
+    def _user_module(self, module: types.ModuleType, names: tuple[str, ...]) -> None:
+        # A module of the user's own (helpers.py beside the notebook): what the code reads from it,
+        # by code, so that editing and reloading helpers.py changes the fingerprint.
+        self.put(_MODULE, module.__name__.encode())
+        if not self._enter(module, dedupe=False):
+            return
+        try:
+            attributes = vars(module)
+            self._bindings(tuple(n for n in names if not n.startswith("__")), attributes)
+        finally:
+            self._leave(module)
 
     def _code(self, code: types.CodeType, doc: str | None = None) -> None:
         # co_code carries no line numbers (those live in co_linetable), and is the unspecialized
