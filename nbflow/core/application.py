@@ -1,7 +1,9 @@
 """`Application`: a graph, a current state and a next action, run step by step or to a halt.
 
-Build one with `nbflow.core.builder.ApplicationBuilder`. Steps are numbered from 0: ``sequence_id``
-is the number of steps completed, which is also the id the next step will get.
+Build one with `nbflow.core.builder.ApplicationBuilder`. Steps are numbered from 0. As in Burr,
+``sequence_id`` is the id of the last completed step (None before the first), which is the id the
+persister and the tracker record that step under; an action running in a step sees that step's
+own id in its context.
 A step that raises leaves ``state`` as it was before it, so nothing already
 computed is lost and the step can be retried.
 """
@@ -47,7 +49,7 @@ class Application:
         ... )
         >>> action_, result, state = app.run(halt_after=["finish"])
         >>> state["n"], state["done"], app.sequence_id
-        (3, True, 4)
+        (3, True, 3)
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class Application:
         self.app_id = app_id
         self.partition_key = partition_key
         self.hooks = list(hooks)
+        # The id the next step gets; `sequence_id` is the one before it.
         self._sequence_id = sequence_id
         self.parent = parent
         self.executor = executor
@@ -87,9 +90,13 @@ class Application:
         return self._state
 
     @property
-    def sequence_id(self) -> int:
-        """How many steps have completed (the id the next step will get)."""
-        return self._sequence_id
+    def sequence_id(self) -> int | None:
+        """The id of the last completed step, or None before the first (Burr's convention).
+
+        ``state_at(app.app_id, app.sequence_id, tracker)`` and the persister's latest
+        record both refer to the step this names.
+        """
+        return self._sequence_id - 1 if self._sequence_id else None
 
     @property
     def next_action(self) -> Action | None:

@@ -152,6 +152,7 @@ class ApplicationBuilder(_GraphAssembly):
             GraphError: no entrypoint, an unknown one, or a key that nothing provides.
         """
         graph = self._build_graph()
+        self._restored_from: int | None = None
         state, entrypoint, app_id, sequence_id = self._state, self._entrypoint, self._app_id, 0
         restored = self._restore(graph)
         if restored is not None:
@@ -168,7 +169,7 @@ class ApplicationBuilder(_GraphAssembly):
         self._check_keys_provided(graph, state)
         hooks = list(self._hooks)
         if self._persister is not None:
-            hooks.append(PersistHook(self._persister))
+            hooks.append(PersistHook(self._persister, after=self._restored_from))
         if self._tracker is not None:
             hooks.append(self._tracker)
         return Application(
@@ -195,6 +196,8 @@ class ApplicationBuilder(_GraphAssembly):
                 msg = f"initialize_from() found no saved state for app id {self._app_id!r} (partition key {self._partition_key!r}) and has no defaults to start from. Pass default_state=... and default_entrypoint=... for a first run, or use a saved app id: {known[:10]}."
                 raise GraphError(msg)
             return None
+        if persister is self._persister:
+            self._restored_from = record.sequence_id
         if resume:
             next_action, sequence_id = resume_point(graph, record)
             return record.state, next_action.name if next_action else None, record.app_id, sequence_id

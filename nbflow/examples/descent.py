@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     _, _, state = app.run(halt_after=["report"])
     elapsed = time.perf_counter() - started
-    print(f"\n{state['summary']}  ({app.sequence_id} engine steps in {elapsed * 1000:.1f} ms)")
+    print(f"\n{state['summary']}  ({app.sequence_id + 1} engine steps in {elapsed * 1000:.1f} ms)")
     print(f"final state: {state!r}")
 
 

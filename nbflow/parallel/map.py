@@ -30,7 +30,14 @@ from typing import Any
 
 from nbflow.core.actions import Action, ApplicationContext
 from nbflow.core.state import State, apply_changes
-from nbflow.errors import ActionReturnTypeError, TaskFailed, TasksCancelled, WorkerCrashedError
+from nbflow.errors import (
+    ActionReturnTypeError,
+    RemoteTaskError,
+    TaskFailed,
+    TasksCancelled,
+    WorkerCrashedError,
+    summarize_exception,
+)
 from nbflow.parallel.executors import Executor, resolve_executor
 from nbflow.parallel.shipping import Packer, run_shipped
 from nbflow.parallel.signatures import call_declared
@@ -45,6 +52,7 @@ from nbflow.parallel.tasks import (
     task_app_id,
 )
 from nbflow.persistence.cache import as_cache
+from nbflow.persistence.fingerprint import DigestMemo
 
 __all__ = ["TaskBasedParallelAction", "MapActionsAndStates", "MapStates", "MapActions"]
 
@@ -52,6 +60,15 @@ _HOOK_ARGS = {1: ("state",), 2: ("state", "context"), 3: ("state", "context", "i
 _REDUCE_ARGS = {1: ("states",), 2: ("state", "states")}
 _ON_ERROR = ("raise", "record")
 _ABSENT = object()
+
+
+def _check_options(owner: str, on_error: Any, retries: Any) -> None:
+    if on_error not in _ON_ERROR:
+        msg = f"{owner}(on_error={on_error!r}): on_error is 'raise' (stop at the first failure) or 'record' (keep going; failed tasks reach reduce)."
+        raise ValueError(msg)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        msg = f"{owner}(retries={retries!r}): retries is a whole number >= 0."
+        raise ValueError(msg)
 
 
 class TaskBasedParallelAction(Action):
@@ -76,28 +93,35 @@ class TaskBasedParallelAction(Action):
     retries: int = 0
     retry_backoff_s: float = 0.1
     cache: Any = None
+    # Sweeps turn every failure into a row before deciding whether to stop; other actions'
+    # reduce sees failures only with on_error="record".
+    _reduce_sees_failures: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Options declared on the class are checked when the class is made, as the constructor's are.
+        _check_options(cls.__name__, cls.on_error, cls.retries)
 
     def __init__(
         self,
         *,
-        on_error: str = "raise",
-        retries: int = 0,
-        retry_backoff_s: float = 0.1,
+        on_error: str | None = None,
+        retries: int | None = None,
+        retry_backoff_s: float | None = None,
         executor: Any = None,
         cache: Any = None,
     ):
-        if on_error not in _ON_ERROR:
-            msg = f"{type(self).__name__}(on_error={on_error!r}): on_error is 'raise' (stop at the first failure) or 'record' (keep going; failed tasks reach reduce)."
-            raise ValueError(msg)
-        if not isinstance(retries, int) or retries < 0:
-            msg = f"{type(self).__name__}(retries={retries!r}): retries is a whole number >= 0."
-            raise ValueError(msg)
+        # Each option not given here keeps what the class declares (on_error = "record" on a subclass).
+        on_error = type(self).on_error if on_error is None else on_error
+        retries = type(self).retries if retries is None else retries
+        _check_options(type(self).__name__, on_error, retries)
         self.on_error = on_error
         self.retries = retries
-        self.retry_backoff_s = retry_backoff_s
+        if retry_backoff_s is not None:
+            self.retry_backoff_s = retry_backoff_s
         if executor is not None:
             self.executor = executor
-        self.cache = as_cache(cache)
+        self.cache = as_cache(cache if cache is not None else type(self).cache)
 
     # -- what subclasses implement -----------------------------------------------------------
 
@@ -114,6 +138,9 @@ class TaskBasedParallelAction(Action):
     def executor(self) -> Any:
         """Where the tasks run: an executor, a name such as ``"processes"``, or None to inherit."""
         return None
+
+    def _started(self, run: _Run) -> None:
+        """Called once a run of this step has its executor, before ``reduce`` sees any result."""
 
     def persister(self, context: ApplicationContext | None) -> Any:
         """The sub-applications' persister: ``"cascade"`` (the parent's, the default), None, or a persister."""
@@ -167,6 +194,7 @@ class TaskBasedParallelAction(Action):
 
     def _run(self, state: State, __context: ApplicationContext | None = None, **inputs: Any) -> State:
         run = _Run(self, state, __context, inputs, self._executor(__context, for_async=False))
+        self._started(run)
         stream = run.stream()
         try:
             result = call_declared(self.reduce, _REDUCE_ARGS, state=state, states=stream)
@@ -180,6 +208,7 @@ class TaskBasedParallelAction(Action):
 
     async def _arun(self, state: State, __context: ApplicationContext | None = None, **inputs: Any) -> State:
         run = _Run(self, state, __context, inputs, self._executor(__context, for_async=True))
+        self._started(run)
         stream = run.astream()
         try:
             if inspect.iscoroutinefunction(self.reduce):
@@ -248,6 +277,12 @@ class _Run:
         self.completed: dict[int, Outcome] = {}
         self.cache = as_cache(owner.cache)
         self.cache_keys: dict[int, str] = {}
+        # Digests of code and shared values, computed once per run (a global may change between runs).
+        self.digests = DigestMemo()
+        self.cache_salt = self.cache.salt() if self.cache is not None else None
+        # With a persister, a task's id carries what it starts from, so a resumed run never
+        # takes another point's saved result for its own.
+        self.persisted = self.context is not None and self.context.persister is not None
         # Cached results, found while tasks are produced (possibly on an executor's thread).
         self.ready: collections.deque[TaskState] = collections.deque()
         self.finished = 0
@@ -284,15 +319,26 @@ class _Run:
                 msg = f"{type(self.owner).__name__}.tasks() of {self.name!r} yielded {type(task).__name__} at position {position}; it must yield SubGraphTask(action=..., state=...) objects."
                 raise TypeError(msg)
             task.index = position
+            start = None
+            if self.cache is not None:
+                start = self.digests.task(task.graph.reads, task.inputs, task.state)
+            elif self.persisted and task.application_id is None:
+                start = self.digests.task(task.graph.reads, task.inputs, task.state, strict=False)
             if task.application_id is None:
-                task.application_id = task_app_id(parent_id, seq, self.name, position)
-            if self.cache is not None and self._from_cache(task):
+                task.application_id = task_app_id(
+                    parent_id, seq, self.name, position, start if self.persisted else None
+                )
+            if self.cache is not None and self._from_cache(task, start):
                 continue
             self.pending[position] = task
             yield task
 
-    def _from_cache(self, task: SubGraphTask) -> bool:
-        key = self.cache.key(task.graph, task.inputs, task.state)
+    def code_key(self, graph: Any) -> str:
+        """The code fingerprint of ``graph`` for this run."""
+        return self.digests.code(graph)
+
+    def _from_cache(self, task: SubGraphTask, start: str) -> bool:
+        key = self.cache.task_key(self.code_key(task.graph), self.cache_salt, start)
         written = self.cache.get(key)
         if written is None:
             self.cache_keys[task.index] = key
@@ -351,8 +397,8 @@ class _Run:
 
     def _accept(self, raw: Any) -> TaskState | None:
         """The sub-state for ``reduce`` from one result; None to skip it. Sets ``failure`` to stop."""
-        # Shipped tasks come back as bytes holding only the keys they changed.
-        outcome: Outcome = raw if isinstance(raw, Outcome) else pickle.loads(raw)
+        # Shipped tasks come back as (index, bytes) holding only the keys they changed.
+        outcome: Outcome = raw if isinstance(raw, Outcome) else self._unpickle(*raw)
         self.completed.pop(outcome.index, None)
         task = self.pending.pop(outcome.index)
         if outcome.changes is not None:
@@ -370,11 +416,27 @@ class _Run:
         )
         if self.cache is not None:
             self._to_cache(task, outcome)
-        if outcome.error is not None and self.owner.on_error == "raise":
+        if (
+            outcome.error is not None
+            and self.owner.on_error == "raise"
+            and not self.owner._reduce_sees_failures
+        ):
             self.failure = (task, outcome)
             return None
         self.finished += 1
         return TaskState.of(outcome.state if outcome.state is not None else task.state, info)
+
+    def _unpickle(self, index: int, blob: bytes) -> Outcome:
+        try:
+            return pickle.loads(blob)
+        except Exception as exc:
+            # The worker checks that its result loads again, so this is a rare case (a class that
+            # exists in the worker only): the task becomes a failure rather than ending the step.
+            task = self.pending[index]
+            msg = f"Task {index} of {self.name!r} ({task.describe()}) finished in its worker, but its result could not be rebuilt here ({type(exc).__name__}: {exc}). Return plain values (numbers, strings, dicts, arrays) from the task, or use executor='threads'."
+            return Outcome(
+                index, None, 1, 0.0, RemoteTaskError(msg, type(exc).__name__, type(exc).__module__)
+            )
 
     def stream(self) -> Iterator[TaskState]:
         fn, items = self._calls()
@@ -428,18 +490,39 @@ class _Run:
     def finish(self, result: Any) -> State:
         if self.failure is not None:
             task, outcome = self.failure
-            error = outcome.error
-            msg = f"Task {task.index} of {self.name!r} ({task.describe()}) raised {type(error).__name__}: {error}; {self.finished} finished result(s) were reduced into exc.partial_state. Pass on_error='record' to keep going past failures, or retries=N to retry them."
-            exc = TaskFailed(msg, partial_state=result, finished=self.finished, task_index=task.index)
-            if outcome.traceback and hasattr(exc, "add_note"):
-                exc.add_note(f"Traceback of task {task.index}:\n{outcome.traceback}")
-            raise exc from error
+            raise task_failed(
+                self.name,
+                task.index,
+                task.describe(),
+                outcome.error,
+                outcome.traceback,
+                self.finished,
+                result,
+            )
         if self.interrupted or self.cancel_requested:
             raise self.cancelled_error(result)
         if not isinstance(result, State):
             msg = f"{type(self.owner).__name__}.reduce() of {self.name!r} returned {type(result).__name__}; it must return a State, e.g. `return state.update(results=...)`."
             raise ActionReturnTypeError(msg)
         return result
+
+
+def task_failed(
+    name: str,
+    index: int,
+    described: str,
+    error: BaseException,
+    traceback: str | None,
+    finished: int,
+    partial: Any,
+) -> TaskFailed:
+    """The `TaskFailed` that ends a step with ``on_error="raise"``, chained to the task's exception."""
+    msg = f"Task {index} of {name!r} ({described}) raised {summarize_exception(error)}; {finished} finished result(s) were reduced into exc.partial_state. Pass on_error='record' to keep going past failures, or retries=N to retry them."
+    exc = TaskFailed(msg, partial_state=partial, finished=finished, task_index=index)
+    if traceback:
+        exc.add_note(f"Traceback of task {index}:\n{traceback}")
+    exc.__cause__ = error
+    return exc
 
 
 def _noting(completed: dict[int, Outcome], *args: Any) -> Outcome:

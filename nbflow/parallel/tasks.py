@@ -30,6 +30,7 @@ from nbflow.core.graph import Graph
 from nbflow.core.persistence import PersistHook, resume_point
 from nbflow.core.state import State
 from nbflow.errors import GraphError
+from nbflow.persistence.fingerprint import DigestMemo
 
 __all__ = ["RunnableGraph", "SubGraphTask", "TaskInfo", "TaskState", "as_runnable", "task_app_id"]
 
@@ -98,15 +99,21 @@ class RunnableGraph(Action):
     def _acallable(self) -> Callable:
         return self._arun_nested
 
-    def _nested_app(self, state: State, context: ApplicationContext | None) -> Application | State:
+    def _nested_app(
+        self, state: State, context: ApplicationContext | None, inputs: Mapping[str, Any]
+    ) -> Application | State:
         # The same sub-application a parallel task gets: it inherits the persister and tracker,
         # and resumes (or is found finished) after a crash.
         parent_id = context.app_id if context else "root"
         seq = context.sequence_id if context else 0
-        return _task_app(self, state, task_app_id(parent_id, seq, self.name or self.entrypoint, 0), context)
+        start = None
+        if context is not None and context.persister is not None:
+            start = DigestMemo().task(self.reads, inputs, state, strict=False)
+        app_id = task_app_id(parent_id, seq, self.name or self.entrypoint, 0, start)
+        return _task_app(self, state, app_id, context)
 
     def _run_nested(self, state: State, __context: ApplicationContext | None = None, **inputs: Any) -> State:
-        app = self._nested_app(state, __context)
+        app = self._nested_app(state, __context, inputs)
         if isinstance(app, State):
             return app
         if self.is_async:
@@ -116,7 +123,7 @@ class RunnableGraph(Action):
     async def _arun_nested(
         self, state: State, __context: ApplicationContext | None = None, **inputs: Any
     ) -> State:
-        app = self._nested_app(state, __context)
+        app = self._nested_app(state, __context, inputs)
         if isinstance(app, State):
             return app
         return (await app.arun(halt_after=self.halt_after, inputs=inputs))[2]
@@ -169,13 +176,17 @@ def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
 
 
-def task_app_id(parent_app_id: str, sequence_id: int, action_name: str, position: int) -> str:
+def task_app_id(
+    parent_app_id: str, sequence_id: int, action_name: str, position: int, start: str | None = None
+) -> str:
     """A sub-application id that a re-run of the same step reproduces.
 
     Derived from the parent's id, the step's sequence id (so the second pass of
-    a loop gets fresh ids), the parallel action's name and the task's position.
+    a loop gets fresh ids), the parallel action's name and the task's position;
+    and, when results are persisted, ``start``: a digest of the task's inputs and
+    read state, so that a saved result is only ever found again by the same task.
     """
-    key = f"{parent_app_id}\x1f{sequence_id}\x1f{action_name}\x1f{position}".encode()
+    key = f"{parent_app_id}\x1f{sequence_id}\x1f{action_name}\x1f{position}\x1f{start or ''}".encode()
     return hashlib.blake2b(key, digest_size=12).hexdigest()
 
 
@@ -285,15 +296,15 @@ def _task_app(
     persister = parent.persister if parent else None
     tracker = parent.tracker if parent else None
     partition_key = parent.partition_key if parent else None
-    entrypoint, sequence_id = graph.entrypoint, 0
+    entrypoint, sequence_id, restored_from = graph.entrypoint, 0, None
     if persister is not None:
         record = persister.load(partition_key, app_id)
         if record is not None:
             next_action, sequence_id = resume_point(graph.graph, record)
             if next_action is None or (record.status == "completed" and record.position in graph.halt_after):
                 return record.state
-            state, entrypoint = record.state, next_action.name
-    hooks: list = [PersistHook(persister)] if persister is not None else []
+            state, entrypoint, restored_from = record.state, next_action.name, record.sequence_id
+    hooks: list = [PersistHook(persister, after=restored_from)] if persister is not None else []
     if tracker is not None:
         hooks.append(tracker)
     return Application(
@@ -343,7 +354,9 @@ def run_task(
             else:
                 final = app.run(halt_after=graph.halt_after, inputs=inputs)[2]
             return Outcome(index, final, attempt, time.perf_counter() - started)
-        except Exception as exc:
+        except BaseException as exc:
+            if isinstance(exc, _STOPS):
+                raise
             if attempt <= retries and not (cancel is not None and cancel.is_set()):
                 time.sleep(backoff_s * 2 ** (attempt - 1))
                 continue
@@ -374,13 +387,20 @@ async def arun_task(
         try:
             final = (await app.arun(halt_after=graph.halt_after, inputs=inputs))[2]
             return Outcome(index, final, attempt, time.perf_counter() - started)
-        except Exception as exc:
+        except BaseException as exc:
+            if isinstance(exc, _STOPS):
+                raise
             if attempt <= retries and not (cancel is not None and cancel.is_set()):
                 await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
                 continue
             return Outcome(
                 index, app.state, attempt, time.perf_counter() - started, exc, traceback.format_exc()
             )
+
+
+# What a task raises to stop the run rather than to fail: Ctrl-C, and cancellation on a loop.
+# Anything else, SystemExit and other BaseExceptions included, fails only its own task.
+_STOPS = (KeyboardInterrupt, GeneratorExit, asyncio.CancelledError)
 
 
 def _run_coroutine(coro: Any) -> Any:

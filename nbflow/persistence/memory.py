@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
-from nbflow.core.persistence import PersistedRecord
+from nbflow.core.persistence import UNCHECKED, PersistedRecord, check_writer
 from nbflow.core.state import State
 
 __all__ = ["InMemoryPersister"]
@@ -46,10 +47,18 @@ class InMemoryPersister:
         position: str,
         state: State,
         status: str,
+        after: Any = UNCHECKED,
     ) -> None:
-        """Save one step; saving the same step again replaces it."""
+        """Save one step; saving the same step again replaces it.
+
+        Raises:
+            PersisterConflictError: ``after`` is given and the app id has a later step than it.
+        """
         record = PersistedRecord(partition_key, app_id, sequence_id, position, status, state)
         with self._lock:
+            steps = self._steps.get((partition_key or "", app_id))
+            if after is not UNCHECKED:
+                check_writer(partition_key, app_id, max(steps) if steps else None, after)
             self._steps.setdefault((partition_key or "", app_id), {})[sequence_id] = (
                 record,
                 time.monotonic(),

@@ -14,8 +14,9 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from nbflow.core.persistence import PersistedRecord
+from nbflow.core.persistence import UNCHECKED, PersistedRecord, check_writer
 from nbflow.core.state import State
 from nbflow.errors import PersistenceError, SerializationError
 from nbflow.persistence import serde
@@ -154,14 +155,33 @@ class SQLitePersister:
         position: str,
         state: State,
         status: str,
+        after: Any = UNCHECKED,
     ) -> None:
-        """Save one step; saving the same step again replaces it."""
+        """Save one step; saving the same step again replaces it.
+
+        Raises:
+            PersisterConflictError: ``after`` is given and the app id has a later step than it
+                (checked and written in one transaction, so two processes cannot both pass).
+        """
         text = serde.dumps(state.get_all(), allow_pickle=self.allow_pickle, path="state")
+        row = (partition_key or "", app_id, sequence_id, position, status, text, time.time())
+        conn = self._connection()
         try:
-            self._connection().execute(
-                "INSERT OR REPLACE INTO nbflow_steps VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (partition_key or "", app_id, sequence_id, position, status, text, time.time()),
-            )
+            if after is UNCHECKED:
+                conn.execute("INSERT OR REPLACE INTO nbflow_steps VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                latest = conn.execute(
+                    "SELECT MAX(sequence_id) FROM nbflow_steps WHERE partition_key = ? AND app_id = ?",
+                    (partition_key or "", app_id),
+                ).fetchone()[0]
+                check_writer(partition_key, app_id, latest, after)
+                conn.execute("INSERT OR REPLACE INTO nbflow_steps VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._fail(exc, "save a step to") from None
 

@@ -128,14 +128,14 @@ class LocalTracker(LifecycleHook):
 
     # -- recording ----------------------------------------------------------------------------
 
-    def _register(self, app: Any) -> None:
+    def _register(self, app: Any, first_sequence_id: int) -> None:
         parent = app.parent
         row = (
             app.app_id,
             app.partition_key,
             parent.app_id if parent else None,
             parent.sequence_id if parent else None,
-            app.sequence_id,
+            first_sequence_id,
             app.state,
             time.time(),
         )
@@ -145,7 +145,7 @@ class LocalTracker(LifecycleHook):
 
     def pre_step(self, *, app: Any, sequence_id: int, inputs: dict, **kwargs: Any) -> None:
         if app.app_id not in self._known_apps:
-            self._register(app)
+            self._register(app, sequence_id)
         self._starts[(app.app_id, sequence_id)] = (time.time(), inputs)
 
     def post_step(

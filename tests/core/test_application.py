@@ -80,7 +80,7 @@ def test_application_loops_until_the_condition_fails_then_halts_after():
     assert act.name == "report"
     assert result == {"message": "counted to 3"}
     assert state == {"count": 3, "message": "counted to 3"}
-    assert app.sequence_id == 4 and app.next_action.name == "reset"
+    assert app.sequence_id == 3 and app.next_action.name == "reset"
     assert (app.app_id, app.partition_key) == ("loop-1", "me")
 
 
@@ -168,7 +168,7 @@ def test_application_failing_step_keeps_the_previous_state_and_can_be_retried():
     app = ApplicationBuilder().with_actions(flaky=flaky).with_state(count=1).with_entrypoint("flaky").build()
     with pytest.raises(RuntimeError, match="transient") as info:
         app.step()
-    assert app.state == {"count": 1} and app.sequence_id == 0
+    assert app.state == {"count": 1} and app.sequence_id is None
     assert any("action 'flaky', step 0" in note for note in getattr(info.value, "__notes__", []))
     assert app.step()[2]["count"] == 11
 
@@ -251,7 +251,7 @@ def test_application_halt_after_an_unknown_action_lists_the_known_ones():
     app = _loop()
     with pytest.raises(HaltError, match=r"halt_after names 'reprot'.*\['counter', 'report', 'reset'\]"):
         app.run(halt_after=["reprot"])
-    assert app.sequence_id == 0
+    assert app.sequence_id is None
 
 
 def test_application_sync_run_of_an_async_action_points_to_arun():
@@ -296,7 +296,7 @@ def test_application_aiterate_and_astep_yield_steps():
         await app2.astep()
         return names, app2.sequence_id
 
-    assert asyncio.run(go()) == (["counter", "report"], 1)
+    assert asyncio.run(go()) == (["counter", "report"], 0)
 
 
 def test_application_async_hooks_are_awaited():
@@ -332,7 +332,7 @@ def test_application_condition_error_keeps_the_new_state():
     app._state = app.state.wipe(delete=["y"])  # y vanishes before the condition is checked
     with pytest.raises(ConditionError, match="'y'"):
         app.step()
-    assert app.state == {"x": 1} and app.sequence_id == 1
+    assert app.state == {"x": 1} and app.sequence_id == 0
 
 
 def test_application_with_graph_reuses_a_prebuilt_graph():
@@ -347,7 +347,7 @@ def test_application_with_graph_reuses_a_prebuilt_graph():
     b = ApplicationBuilder().with_graph(graph).with_state(State(count=1)).with_entrypoint("counter").build()
     assert a.run(halt_after=["report"])[2]["count"] == 2
     assert b.run(halt_after=["report"])[2]["count"] == 2
-    assert a.sequence_id == 3 and b.sequence_id == 2
+    assert a.sequence_id == 2 and b.sequence_id == 1
 
 
 def test_application_context_carries_identifiers_to_actions():

@@ -70,14 +70,14 @@ def test_resume_application_goes_on_after_the_last_saved_step(tmp_path):
     first = _builder(persister).build()
     first.run(halt_after=["next_round"])
     again = _builder(persister).build()
-    assert (again.sequence_id, again.next_action.name, again.state["round"]) == (2, "fan", 1)
+    assert (again.sequence_id, again.next_action.name, again.state["round"]) == (1, "fan", 1)
     assert again.run(halt_after=["summarize"])[2]["total"] == sum(range(0, 40, 10)) + 4
 
 
 def test_resume_first_run_uses_the_defaults(tmp_path):
     """With nothing saved, initialize_from starts from default_state at default_entrypoint."""
     app = _builder(SQLitePersister(tmp_path / "runs.db"), app_id="fresh").build()
-    assert (app.sequence_id, app.next_action.name, app.state) == (0, "fan", {"n": 4, "round": 0})
+    assert (app.sequence_id, app.next_action.name, app.state) == (None, "fan", {"n": 4, "round": 0})
 
 
 def test_resume_without_record_or_defaults_names_the_app_id_and_the_fix():
@@ -156,9 +156,12 @@ def test_resume_finished_tasks_are_loaded_not_recomputed(tmp_path):
     # Simulate a crash half-way through step 0: two tasks' sub-applications were saved, the step was not.
     fan_state = State(n=4, round=0, results=None).wipe(delete=["results"])
     from nbflow.parallel.tasks import task_app_id
+    from nbflow.persistence.fingerprint import DigestMemo
 
     for x in (0, 2):
-        sub_id = task_app_id("run-1", 0, "fan", x)
+        # A saved task is found by position and by what it starts from (its read state).
+        start = DigestMemo().task(["x", "round"], {}, fan_state.update(x=x))
+        sub_id = task_app_id("run-1", 0, "fan", x, start)
         persister.save(
             partition_key=None,
             app_id=sub_id,
@@ -240,8 +243,12 @@ def test_resume_after_sigkill_runs_only_the_unfinished_tasks(tmp_path):
     persister = SQLitePersister(db)
     assert persister.load(None, "crashy").position == "prepare"
     from nbflow.parallel.tasks import task_app_id
+    from nbflow.persistence.fingerprint import DigestMemo
 
-    saved = {x for x in range(40) if persister.load(None, task_app_id("crashy", 1, "fan", x)) is not None}
+    def saved_id(x):
+        return task_app_id("crashy", 1, "fan", x, DigestMemo().task(["x"], {}, {"x": x}))
+
+    saved = {x for x in range(40) if persister.load(None, saved_id(x)) is not None}
     assert 10 <= len(saved) < 40
 
     done = subprocess.run(
