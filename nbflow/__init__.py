@@ -26,6 +26,7 @@ from nbflow.errors import (
     ActionContractError,
     ActionReturnTypeError,
     AsyncActionError,
+    CacheKeyError,
     ConditionError,
     GraphError,
     HaltError,
@@ -34,6 +35,8 @@ from nbflow.errors import (
     NbflowError,
     NotRecordedError,
     PersistenceError,
+    PersisterConflictError,
+    RemoteTaskError,
     SerializationError,
     StateKeyError,
     SweepError,
@@ -122,7 +125,8 @@ __all__ = [
     "NbflowError", "StateKeyError", "ActionContractError", "MissingInputError",
     "ActionReturnTypeError", "GraphError", "ConditionError", "AsyncActionError", "HaltError",
     "UnknownExecutorError", "MissingDependencyError", "TaskFailed", "TasksCancelled",
-    "TaskPicklingError", "PersistenceError", "SerializationError", "NotRecordedError", "SweepError",
+    "TaskPicklingError", "RemoteTaskError", "PersistenceError", "PersisterConflictError", "CacheKeyError",
+    "SerializationError", "NotRecordedError", "SweepError",
 ]  # fmt: skip
 
 

@@ -32,7 +32,34 @@ __all__ = [
     "ExportError",
     "ResultsNotFoundError",
     "ResultsExistError",
+    "PersisterConflictError",
+    "RemoteTaskError",
+    "CacheKeyError",
+    "summarize_exception",
+    "exception_text",
 ]
+
+
+def summarize_exception(exc: BaseException) -> str:
+    """``"Type: first line of the message"``, one line, even when the exception's ``__str__`` fails.
+
+    A table cell holds this; the full message and traceback live in the point's log.
+
+    Example:
+        >>> summarize_exception(ValueError("bad lr\\nsee the log"))
+        'ValueError: bad lr ...'
+    """
+    name = getattr(exc, "original_type", None) or type(exc).__name__
+    first, _, rest = exception_text(exc).strip().partition("\n")
+    return f"{name}: {first}{' ...' if rest.strip() else ''}" if first else name
+
+
+def exception_text(exc: BaseException) -> str:
+    """``str(exc)``, or a placeholder naming its type when its ``__str__`` itself fails."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<unprintable {type(exc).__name__} object>"
 
 
 class NbflowError(Exception):
@@ -123,6 +150,31 @@ class TaskPicklingError(NbflowError, TypeError):
 
 class PersistenceError(NbflowError, OSError):
     """A persister, cache or tracker could not read or write its storage."""
+
+
+class PersisterConflictError(PersistenceError):
+    """Another application saved steps of the same app id: two live writers would overwrite each other."""
+
+
+class CacheKeyError(NbflowError, ValueError):
+    """A result cache could not compute a key: its ``depends_on`` failed."""
+
+
+class RemoteTaskError(NbflowError, RuntimeError):
+    """Stands in for a task's exception that could not travel back from its worker process.
+
+    Attributes:
+        original_type: the exception's class name (``"TwoArgs"``), which the error column shows.
+        original_module: the module that defined it.
+    """
+
+    def __init__(self, message: str, original_type: str, original_module: str = "") -> None:
+        super().__init__(message)
+        self.original_type = original_type
+        self.original_module = original_module
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.original_type, self.original_module))
 
 
 class SerializationError(NbflowError, TypeError):

@@ -100,7 +100,11 @@ class AsyncExecutor(Executor):
         finally:
             loop, task = loop_and_task
             if thread.is_alive():
-                loop.call_soon_threadsafe(task.cancel)
+                try:
+                    loop.call_soon_threadsafe(task.cancel)
+                except RuntimeError:
+                    # The loop closed between the check and the call: the pump had finished.
+                    pass
             thread.join()
 
     def __repr__(self) -> str:

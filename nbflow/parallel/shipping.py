@@ -10,7 +10,11 @@ pickles each task itself, with cloudpickle, before the executor sees it:
   parent step hands to every task (a dataset in its state, a big graph) goes
   to each worker once through `Executor.share`, and tasks carry a placeholder;
 - a task or result that cannot be pickled is caught here, where we still know
-  which task, which state key or input, and can say so;
+  which task, which state key or input, and can say so; a task's exception that
+  would not load again in the parent (an ``__init__`` pickle cannot call back)
+  travels as a `RemoteTaskError` with its type, message and traceback;
+- the types registered with `register_serde` travel with the graph, so a task in
+  a worker can persist a notebook-registered type;
 - the worker returns only the keys the task changed, and the parent lays them
   over the task's own state, so ``reduce`` sees the same states on every executor.
 """
@@ -26,8 +30,9 @@ from typing import Any
 
 from nbflow.core.actions import ApplicationContext
 from nbflow.core.state import State
-from nbflow.errors import TaskPicklingError
+from nbflow.errors import RemoteTaskError, TaskPicklingError, exception_text
 from nbflow.parallel.tasks import Outcome, RunnableGraph, SubGraphTask, run_task
+from nbflow.persistence import serde
 
 __all__ = ["Packer", "run_shipped"]
 
@@ -103,7 +108,7 @@ class Packer:
         if known is not None:
             return known[1], known[2]
         try:
-            blob = _dumps(graph)
+            blob = _dumps((graph, serde.registrations()))
         except Exception as exc:
             found = _culprit({f"action {name!r}": act for name, act in graph.graph.actions.items()})
             where = found[0] if found else f"sub-graph {graph.name!r}"
@@ -182,11 +187,12 @@ _GRAPH_CACHE_SIZE = 16
 
 def run_shipped(
     index: int, digest: str, graph_blob: bytes, task_blob: bytes, shared: dict[int, Any] | None = None
-) -> bytes:
-    """Run a packed task in a worker; return its pickled `Outcome` with only the changed keys."""
+) -> tuple[int, bytes]:
+    """Run a packed task in a worker; return its index and its pickled `Outcome` with only the changed keys."""
     graph = _GRAPH_CACHE.get(digest)
     if graph is None:
-        graph = pickle.loads(graph_blob)
+        graph, registrations = pickle.loads(graph_blob)
+        serde.install(registrations)
         _GRAPH_CACHE[digest] = graph
         while len(_GRAPH_CACHE) > _GRAPH_CACHE_SIZE:
             _GRAPH_CACHE.popitem(last=False)
@@ -201,9 +207,14 @@ def run_shipped(
         outcome.changes = (changed, [k for k in start if k not in final])
         outcome.state = None
     try:
-        return _dumps(outcome)
+        blob = _dumps(outcome)
+        if outcome.error is not None:
+            # Failures are rare, so check that this one loads again: an exception class whose
+            # __init__ pickle cannot call back would otherwise end the step in the parent.
+            pickle.loads(blob)
     except Exception as exc:
-        return _dumps(_unpicklable_result(outcome, exc))
+        blob = _dumps(_unpicklable_result(outcome, exc))
+    return index, blob
 
 
 def _restore(values: dict, shared: dict[int, Any]) -> dict:
@@ -220,9 +231,10 @@ def _size(value: Any) -> int:
 
 def _unpicklable_result(outcome: Outcome, exc: Exception) -> Outcome:
     if outcome.error is not None:
-        # The task's own exception would not pickle: send its type, message and traceback as text.
+        # The task's own exception would not travel: send its type, message and traceback as text.
         error = outcome.error
-        outcome.error = RuntimeError(f"{type(error).__module__}.{type(error).__qualname__}: {error}")
+        message = exception_text(error)
+        outcome.error = RemoteTaskError(message, type(error).__qualname__, type(error).__module__)
         try:
             return pickle.loads(_dumps(outcome))
         except Exception:

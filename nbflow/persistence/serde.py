@@ -57,6 +57,7 @@ from nbflow.persistence._serde_base import (
 )
 from nbflow.persistence._serde_numpy import _NUMPY_DECODERS, _numpy_handler
 from nbflow.persistence._serde_pandas import _PANDAS_DECODERS, _pandas_handler
+from nbflow.persistence.logs import TaskLogs
 
 __all__ = ["to_json", "from_json", "dumps", "loads", "register_serde", "unregister_serde"]
 
@@ -148,6 +149,20 @@ def register_serde(
     _USER_BY_TYPE[cls] = registration
     _USER_BY_TAG[tag] = registration
     _DISPATCH.clear()
+
+
+def registrations() -> tuple[_Registration, ...]:
+    """Every `register_serde` registration, to send to worker processes (see `install`)."""
+    return tuple(_USER_BY_TYPE.values())
+
+
+def install(registered: tuple[_Registration, ...]) -> None:
+    """Register, in this process, what `registrations` gave in another one (a worker's parent)."""
+    for registration in registered:
+        if _USER_BY_TYPE.get(registration.cls) != registration:
+            register_serde(
+                registration.cls, tag=registration.tag, encode=registration.encode, decode=registration.decode
+            )
 
 
 def unregister_serde(cls: type) -> None:
@@ -498,6 +513,7 @@ _BUILTIN_ENCODERS: dict[type, Callable[[Any, _Encoder], Any]] = {
     pathlib.PurePosixPath: _enc_path,
     pathlib.PureWindowsPath: _enc_path,
     StateList: lambda value, e: e.seq(value),
+    TaskLogs: lambda value, e: {TAG: "tasklogs", "v": value.to_dict()},
 }
 
 
@@ -696,6 +712,7 @@ _BUILTIN_DECODERS: dict[str, Callable[[Any, _Decoder], Any]] = {
     "namedtuple": _dec_namedtuple,
     "pydantic": _dec_pydantic,
     "pickle": lambda v, d: d.unpickle(v),
+    "tasklogs": lambda v, d: TaskLogs({int(k): str(text) for k, text in v.items()}),
     **_NUMPY_DECODERS,
     **_PANDAS_DECODERS,
 }

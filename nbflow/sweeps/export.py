@@ -61,6 +61,7 @@ from nbflow.sweeps._formats import (
     without_index,
     write_results,
 )
+from nbflow.sweeps.results import run_column
 
 __all__ = ["NbflowAccessor", "load_results", "sidecar_path", "SUPPORTED_EXTENSIONS"]
 
@@ -167,7 +168,7 @@ class NbflowAccessor:
         if not _is_number(column.dtype):
             msg = f"Column {metric!r} holds {column.dtype} values, not numbers, so best() cannot rank it. Numeric columns: {numeric}."
             raise ResultsError(msg)
-        rows = self.ok() if "status" in df.columns else df
+        rows = self.ok() if run_column(df, "status") in df.columns else df
         # Positions, not labels: a filtered or concatenated frame may repeat index labels.
         ranked = rows[metric].reset_index(drop=True)
         if not ranked.notna().any():
@@ -204,11 +205,34 @@ class NbflowAccessor:
         """
         return self._df[self._status("ok").isin(_DONE)]
 
+    def log(self, task_id: int) -> str:
+        """What the point ``task_id`` left behind; for a failed point, ending with its full traceback.
+
+        Returns an empty string for a point that logged nothing.
+
+        Raises:
+            ResultsError: no row has that task id.
+
+        Example:
+            >>> import nbflow
+            >>> df = nbflow.sweep(lambda x: 1 / x, {"x": [0, 1]}, progress=False)
+            >>> df.nbflow.log(0).splitlines()[-1], df.nbflow.log(1)
+            ('ZeroDivisionError: division by zero', '')
+        """
+        column = run_column(self._df, "task_id")
+        if column not in self._df.columns or not (self._df[column] == task_id).any():
+            known = self._df[column].tolist()[:20] if column in self._df.columns else []
+            msg = f"No row with task id {task_id!r} in these results (task ids: {known}). Pass a value of the {column!r} column."
+            raise ResultsError(msg)
+        logs = self.provenance.get("logs")
+        return logs.text(int(task_id)) if logs is not None else ""
+
     def _status(self, method: str) -> pd.Series:
-        if "status" not in self._df.columns:
+        column = run_column(self._df, "status")
+        if column not in self._df.columns:
             msg = f"df.nbflow.{method}() needs a 'status' column, and these results have none (columns: {[str(c) for c in self._df.columns]}). Use it on the DataFrame a sweep returns, or on one loaded with nbflow.sweeps.export.load_results()."
             raise ResultsError(msg)
-        return self._df["status"]
+        return self._df[column]
 
 
 def load_results(path: str | os.PathLike) -> pd.DataFrame:
@@ -260,17 +284,18 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 
 
 def _no_best_message(df: pd.DataFrame, rows: pd.DataFrame, metric: str) -> str:
+    status = run_column(df, "status")
     if df.empty:
         why = "the results are empty"
     elif rows.empty:
-        counts = ", ".join(f"{n} {s}" for s, n in df["status"].value_counts().items())
+        counts = ", ".join(f"{n} {s}" for s, n in df[status].value_counts().items())
         why = f"none of the {len(df)} rows has status 'ok' or 'cached' ({counts})"
     else:
-        eligible = "with status 'ok' or 'cached' " if "status" in df.columns else ""
+        eligible = "with status 'ok' or 'cached' " if status in df.columns else ""
         why = f"the {len(rows)} rows {eligible}have no value for {metric!r}"
     fix = (
         " See df.nbflow.failed() for what went wrong."
-        if "status" in df.columns and (df["status"] == "error").any()
+        if status in df.columns and (df[status] == "error").any()
         else ""
     )
     return f"No row to take the best {metric!r} from: {why}.{fix}"

@@ -52,6 +52,7 @@ def collect_provenance(
     started_at: dt.datetime,
     ended_at: dt.datetime,
     extra: Mapping[str, Any] | None = None,
+    executor_config: str | None = None,
 ) -> dict:
     """Everything needed to tell later how a sweep's results were made.
 
@@ -63,10 +64,11 @@ def collect_provenance(
         axes: each axis name and its values, in grid order.
         target_name: the name of what the sweep ran.
         code_hash: a fingerprint of the target's code.
-        executor: the executor's name or repr.
+        executor: the name of the executor that ran the points (``"threads"``).
         started_at: when the sweep started; a naive datetime is taken as local time.
         ended_at: when it ended; likewise.
         extra: anything else to record, under the ``extra`` key.
+        executor_config: how that executor was set up (its repr), kept as ``executor_config``.
 
     Returns:
         A dict with ``schema``, ``target_name``, ``code_hash``, ``executor``,
@@ -93,6 +95,7 @@ def collect_provenance(
         "target_name": str(target_name),
         "code_hash": str(code_hash),
         "executor": str(executor),
+        "executor_config": None if executor_config is None else str(executor_config),
         "axes": {str(name): [_storable(v) for v in values] for name, values in axes.items()},
         "started_at": started.isoformat(),
         "ended_at": ended.isoformat(),

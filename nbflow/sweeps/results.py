@@ -4,8 +4,16 @@ Rows arrive one at a time, from many tasks, in completion order. Held as dicts
 they would cost several times the final DataFrame, and one ``pd.concat`` of
 chunk frames at the end would briefly need twice its size. So a row is kept as
 a tuple until ``chunk`` rows have piled up; then each column of the chunk
-becomes a pandas Series, and building the frame joins one column at a time,
-dropping its pieces as it goes: the peak stays near the final frame's size.
+becomes a compact `nbflow.sweeps.columns.Piece`, and building the frame joins
+one column at a time: the peak stays near the final frame's size. A column's
+dtype depends on its values only, never on where the chunks fell (see
+`nbflow.sweeps.columns`).
+
+The column namespace belongs to the user first. Axes keep their names; an
+output named like an axis becomes ``<name>_out``; the run's own fields
+(`RUN_FIELDS`) keep their plain names unless an axis or output took them, and
+then move to ``nbflow_<field>``. ``df.attrs["nbflow"]["columns"]`` says where
+each field went, so `run_column` (and ``df.nbflow``) always finds it.
 """
 
 from __future__ import annotations
@@ -15,12 +23,24 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nbflow.core.state import State
+from nbflow.errors import summarize_exception
+from nbflow.sweeps.columns import Piece, join, piece
 
-__all__ = ["ResultTable", "to_dataframe", "META_COLUMNS", "STATUSES"]
+__all__ = [
+    "ResultTable",
+    "to_dataframe",
+    "RUN_FIELDS",
+    "META_COLUMNS",
+    "STATUSES",
+    "run_column",
+    "column_names",
+]
 
-META_COLUMNS = ("status", "error", "attempts", "duration_s", "task_id")
+RUN_FIELDS = ("status", "error", "attempts", "duration_s", "task_id")
+# The old name, kept for code that imported it.
+META_COLUMNS = RUN_FIELDS
 STATUSES = ("ok", "error", "cancelled", "cached")
-_TEXT_COLUMNS = ("status", "error")
+_TEXT_FIELDS = ("status", "error")
 
 
 def _text_dtype() -> Any:
@@ -31,18 +51,40 @@ def _text_dtype() -> Any:
     return pd.StringDtype(na_value=float("nan"))
 
 
-def _column(values: list, text: bool) -> Any:
-    import numpy as np
-    import pandas as pd
+def _free(base: str, taken: set) -> str:
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    return name
 
-    if text:
-        return pd.Series(values, dtype=_text_dtype())
-    # numpy reads a tuple of plain numbers several times faster than pandas' inference does;
-    # anything else (text, None, objects) goes through pandas, which knows what to make of it.
-    array = np.asarray(values) if values and type(values[0]) in (int, float, bool) else None
-    if array is not None and array.dtype.kind in "iufb":
-        return pd.Series(array, copy=False)
-    return pd.Series(values)
+
+def column_names(axes: Iterable[Any], outputs: Iterable[Any]) -> dict[str, Any]:
+    """Where each column goes: ``{"outputs": {output: column}, field: column, ...}`` for every run field.
+
+    Example:
+        >>> column_names(["x", "status"], ["x", "error"])["outputs"], column_names(["x", "status"], ["x", "error"])["status"]
+        ({'x': 'x_out'}, 'nbflow_status')
+    """
+    axes = list(axes)
+    outputs = list(outputs)
+    taken = set(axes) | set(outputs)
+    renamed = {}
+    for name in outputs:
+        if name in axes:
+            renamed[name] = _free(f"{name}_out", taken)
+            taken.add(renamed[name])
+    names: dict[str, Any] = {}
+    for field in RUN_FIELDS:
+        names[field] = field if field not in taken else _free(f"nbflow_{field}", taken)
+        taken.add(names[field])
+    names["outputs"] = renamed
+    return names
+
+
+def run_column(frame: Any, field: str) -> Any:
+    """The name of run field ``field`` (``"status"``, ``"task_id"``...) in ``frame``, wherever it moved."""
+    columns = frame.attrs.get("nbflow", {}).get("columns") if hasattr(frame, "attrs") else None
+    return (columns or {}).get(field, field)
 
 
 class ResultTable:
@@ -56,11 +98,12 @@ class ResultTable:
     def __init__(self, axes: Iterable[str], chunk: int = 4096) -> None:
         self.axes = list(axes)
         self.chunk = chunk
-        self.outputs: list[str] = []
+        self.outputs: list[Any] = []
         self.counts = dict.fromkeys(STATUSES, 0)
-        self._known: set[str] = set()
+        self._known: set[Any] = set()
         self._rows: list[tuple] = []
-        self._columns: dict[str, list[Any]] = {}
+        # Per column (axes by name, outputs as ("out", name), fields by name): its pieces so far.
+        self._pieces: dict[Any, list[Piece]] = {}
         self._compacted = 0
         self._owner: int | None = None
         self._lock = threading.Lock()
@@ -71,7 +114,7 @@ class ResultTable:
     def add(
         self,
         params: Mapping[str, Any],
-        outputs: Mapping[str, Any],
+        outputs: Mapping[Any, Any],
         *,
         status: str,
         error: str | None = None,
@@ -96,28 +139,24 @@ class ResultTable:
             with self._lock:
                 self._compact()
 
-    def _chunk_columns(self, rows: list[tuple]) -> dict[str, list]:
-        values: dict[str, list] = {name: [row[0].get(name) for row in rows] for name in self.axes}
-        for position, name in enumerate(META_COLUMNS, start=2):
-            values[name] = [row[position] for row in rows]
+    def _chunk_values(self, rows: list[tuple]) -> dict[Any, list]:
+        values: dict[Any, list] = {name: [row[0].get(name) for row in rows] for name in self.axes}
+        for position, name in enumerate(RUN_FIELDS, start=2):
+            values[("run", name)] = [row[position] for row in rows]
         for name in self.outputs:
-            values[name] = [row[1].get(name) for row in rows]
+            values[("out", name)] = [row[1].get(name) for row in rows]
         return values
 
     def _compact(self) -> None:
-        import pandas as pd
-
         rows = self._rows
         if not rows:
             return
-        for name, column in self._chunk_columns(rows).items():
-            pieces = self._columns.get(name)
+        for key, column in self._chunk_values(rows).items():
+            pieces = self._pieces.get(key)
             if pieces is None:
                 # A column first seen in this chunk: earlier rows had no value for it.
-                pieces = self._columns[name] = (
-                    [pd.Series([None] * self._compacted, dtype=object)] if self._compacted else []
-                )
-            pieces.append(_column(column, text=name in _TEXT_COLUMNS))
+                pieces = self._pieces[key] = [piece([None] * self._compacted)] if self._compacted else []
+            pieces.append(piece(column))
         self._compacted += len(rows)
         self._rows = []
 
@@ -135,27 +174,44 @@ class ResultTable:
             pending = [] if owner else list(self._rows)
             if owner:
                 self._compact()
-            order = [*self.axes, *self.outputs, *META_COLUMNS]
-            extra = self._chunk_columns(pending) if pending else {}
+            outputs = list(self.outputs)
+            extra = self._chunk_values(pending) if pending else {}
+            names = column_names(self.axes, outputs)
+            keys = [*self.axes, *(("out", o) for o in outputs), *(("run", f) for f in RUN_FIELDS)]
             columns = {}
-            for name in order:
-                pieces = self._columns.get(name) or []
-                if len(pieces) > 1:
-                    # Join one column at a time and keep only the joined one: the pieces go now.
-                    pieces[:] = [pd.concat(pieces, ignore_index=True)]
-                parts = [*pieces]
-                if name in extra:
-                    if not parts and self._compacted:
-                        parts.append(pd.Series([None] * self._compacted, dtype=object))
-                    parts.append(_column(extra[name], text=name in _TEXT_COLUMNS))
-                if not parts:
-                    columns[name] = pd.Series([], dtype=_text_dtype() if name in _TEXT_COLUMNS else object)
+            for key in keys:
+                pieces = list(self._pieces.get(key) or [])
+                if not pieces and self._compacted:
+                    pieces.append(piece([None] * self._compacted))
+                if key in extra:
+                    pieces.append(piece(extra[key]))
+                if isinstance(key, tuple) and key[0] == "run":
+                    column = _run_field(key[1], pieces)
+                    name = names[key[1]]
+                elif isinstance(key, tuple):
+                    column = join(pieces)
+                    name = names["outputs"].get(key[1], key[1])
                 else:
-                    columns[name] = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-        combined = pd.DataFrame(columns, columns=order, copy=False)
-        if sort and len(combined) and not combined["task_id"].is_monotonic_increasing:
-            combined = combined.sort_values("task_id", kind="stable", ignore_index=True)
+                    column = join(pieces)
+                    name = key
+                columns[name] = column
+        combined = pd.DataFrame(columns, copy=False)
+        task_id = names["task_id"]
+        if sort and len(combined) and not combined[task_id].is_monotonic_increasing:
+            combined = combined.sort_values(task_id, kind="stable", ignore_index=True)
+        combined.attrs["nbflow"] = {"columns": names}
         return combined
+
+
+def _run_field(field: str, pieces: list[Piece]) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    if field in _TEXT_FIELDS:
+        values = np.concatenate([p.as_objects() for p in pieces]) if pieces else []
+        return pd.Series(values, dtype=_text_dtype())
+    column = join(pieces)
+    return column if len(column) else pd.Series([], dtype="float64" if field == "duration_s" else "int64")
 
 
 def to_dataframe(states: Iterable[State]) -> Any:
@@ -163,7 +219,8 @@ def to_dataframe(states: Iterable[State]) -> Any:
 
     Every state key becomes a column; tasks that report their origin (the
     `TaskState` objects ``reduce`` receives) add status, error, attempts,
-    duration_s and task_id.
+    duration_s and task_id. A state key named like one of those keeps its name
+    (see `column_names`).
 
     Example:
         >>> from nbflow import State
@@ -178,12 +235,11 @@ def to_dataframe(states: Iterable[State]) -> Any:
             table.add({}, values, status="ok")
             continue
         status = "error" if task.error is not None else "cached" if task.cached else "ok"
-        error = f"{type(task.error).__name__}: {task.error}" if task.error is not None else None
         table.add(
             {},
             values,
             status=status,
-            error=error,
+            error=summarize_exception(task.error) if task.error is not None else None,
             attempts=task.attempts,
             duration_s=task.duration_s,
             task_id=task.index,

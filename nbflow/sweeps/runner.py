@@ -14,6 +14,7 @@ The target is one of:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import inspect
@@ -23,13 +24,13 @@ from typing import Any
 from nbflow.core.actions import Action, ApplicationContext
 from nbflow.core.builder import ApplicationBuilder
 from nbflow.core.state import State
-from nbflow.errors import SweepError, TaskFailed, TasksCancelled
-from nbflow.parallel.map import TaskBasedParallelAction
+from nbflow.errors import SweepError, TasksCancelled, summarize_exception
+from nbflow.parallel.map import TaskBasedParallelAction, task_failed
 from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_runnable
-from nbflow.persistence.fingerprint import code_fingerprint
+from nbflow.persistence.logs import TaskLogs
 from nbflow.sweeps.grids import Grid, grid, zipped
 from nbflow.sweeps.live import LiveTable, in_notebook, make_progress
-from nbflow.sweeps.results import ResultTable
+from nbflow.sweeps.results import ResultTable, run_column
 
 __all__ = ["Sweep", "sweep"]
 
@@ -82,6 +83,31 @@ def _check_signature(fn: Callable, axes: list[str]) -> None:
         raise SweepError(msg)
 
 
+@dataclasses.dataclass
+class _SweepRun:
+    """What one run of a sweep holds while it runs and after: its rows, logs, clock and executor."""
+
+    table: ResultTable
+    finished: _Finished
+    logs: TaskLogs
+    started: dt.datetime
+    ended: dt.datetime | None = None
+    running: bool = True
+    executor: str | None = None
+    executor_config: str | None = None
+    code_hash: Callable[[], str] | None = None
+    final: Any = None
+    provenance: dict | None = None
+
+
+class _Latest:
+    """The object a Sweep and the copies a graph makes of it share: the latest run, and a rerun's merge."""
+
+    def __init__(self) -> None:
+        self.run: _SweepRun | None = None
+        self.rerun: Any = None
+
+
 class Sweep(TaskBasedParallelAction):
     """Runs ``target`` over every point of ``grid``; the results become a DataFrame.
 
@@ -108,6 +134,9 @@ class Sweep(TaskBasedParallelAction):
         >>> df[["lr", "depth", "loss", "status"]].values.tolist()[1]
         [0.01, 2, 0.0281, 'ok']
     """
+
+    # Failed points reach reduce whatever on_error says: each one is a row first.
+    _reduce_sees_failures = True
 
     def __init__(
         self,
@@ -141,7 +170,7 @@ class Sweep(TaskBasedParallelAction):
         self.writes = [output]
         self.output = output
         # Shared by the copies a graph makes, so `.results` on the object you hold stays live.
-        self._shared: dict[str, Any] = {"table": None, "provenance": None}
+        self._latest = _Latest()
 
     # -- the public face ----------------------------------------------------------------------
 
@@ -150,37 +179,24 @@ class Sweep(TaskBasedParallelAction):
 
         Raises:
             TaskFailed: a point failed with ``on_error="raise"``; ``sweep.results``
-                still holds the finished rows.
+                still holds the finished rows and the failed one.
         """
         app = ApplicationBuilder().with_actions(**{self.name: self}).with_entrypoint(self.name).build()
         try:
             return app.run()[2][self.output]
         except TasksCancelled:
             return self.results
-        except TaskFailed as exc:
-            # on_error="raise": the failed point is an error row in sweep.results, then the error goes on up.
-            table = self._shared["table"]
-            if table is not None and exc.task_index is not None:
-                self._shared["finished"].add(exc.task_index)
-                cause = exc.__cause__
-                table.add(
-                    self.grid[exc.task_index],
-                    {},
-                    status="error",
-                    error=f"{type(cause).__name__}: {cause}",
-                    task_id=exc.task_index,
-                )
-            raise
 
     @property
     def results(self) -> Any:
         """The DataFrame so far: the finished points while it runs; after a cancel, the rest as ``cancelled``."""
-        table = self._shared["table"]
-        if table is None:
+        latest = self._latest
+        run = latest.run
+        if run is None:
             return ResultTable(self.grid.axes).frame()
-        if self._shared.get("rerun") is not None and not self._shared.get("running", False):
-            return self._shared["rerun"]
-        return self._frame(table, final=not self._shared.get("running", False))
+        if latest.rerun is not None and not run.running:
+            return latest.rerun
+        return self._frame(run)
 
     def rerun_failed(self) -> Any:
         """Run again only the points whose last result was ``error`` or ``cancelled``.
@@ -192,7 +208,8 @@ class Sweep(TaskBasedParallelAction):
         import pandas as pd
 
         before = self.results
-        redo = [int(i) for i in before.loc[before["status"].isin(["error", "cancelled"]), "task_id"]]
+        status, task_id = run_column(before, "status"), run_column(before, "task_id")
+        redo = [int(i) for i in before.loc[before[status].isin(["error", "cancelled"]), task_id]]
         if not redo:
             return before
         subset = zipped(**{axis: [self.grid[i][axis] for i in redo] for axis in self.grid.axes})
@@ -208,13 +225,17 @@ class Sweep(TaskBasedParallelAction):
             live=self.live,
             name=self.name,
         ).run()
-        again["task_id"] = [redo[i] for i in again["task_id"]]
-        kept = before[~before["task_id"].isin(redo)]
-        merged = pd.concat([kept, again], ignore_index=True).sort_values(
-            "task_id", kind="stable", ignore_index=True
-        )
+        again_id = run_column(again, "task_id")
+        again[again_id] = [redo[i] for i in again[again_id]]
+        kept = before[~before[task_id].isin(redo)]
+        merged = pd.concat([kept, again.rename(columns={again_id: task_id})], ignore_index=True)
+        merged = merged.sort_values(task_id, kind="stable", ignore_index=True)
+        for name, dtype in merged.dtypes.items():
+            # The rule of a sweep's frame: nullable Int64/boolean only where a value is missing.
+            if str(dtype) in ("Int64", "boolean") and not merged[name].isna().any():
+                merged[name] = merged[name].astype("int64" if str(dtype) == "Int64" else "bool")
         merged.attrs["nbflow"] = {**before.attrs.get("nbflow", {}), "reran": len(redo)}
-        self._shared["rerun"] = merged
+        self._latest.rerun = merged
         return merged
 
     def __len__(self) -> int:
@@ -229,61 +250,91 @@ class Sweep(TaskBasedParallelAction):
         for point in self.grid:
             yield SubGraphTask(action=self.graph, state=State(point))
 
-    def reduce(self, state: State, states: Iterator[TaskState]) -> State:
-        table = ResultTable(self.grid.axes)
-        started = dt.datetime.now(dt.timezone.utc)
-        self._shared.update(
-            table=table,
-            started=started,
+    def _started(self, run: Any) -> None:
+        # The executor that really runs the points, and the code hash the cache keys use.
+        self._latest.run = _SweepRun(
+            table=ResultTable(self.grid.axes),
             finished=_Finished(len(self.grid)),
-            running=True,
-            provenance=None,
-            rerun=None,
+            logs=TaskLogs(),
+            started=dt.datetime.now(dt.timezone.utc),
+            executor=run.executor.name,
+            executor_config=repr(run.executor),
+            code_hash=functools.partial(run.code_key, self.graph),
         )
+        self._latest.rerun = None
+
+    def reduce(self, state: State, states: Iterator[TaskState]) -> State:
+        run = self._latest.run
+        table = run.table
         bar = make_progress(self.progress, len(self.grid), self.name)
         live = (
-            LiveTable(functools.partial(self._frame, table, final=False))
+            LiveTable(functools.partial(self._frame, run), interval_s=0.5)
             if self.live and in_notebook()
             else None
         )
+        failed: TaskState | None = None
         try:
             for sub in states:
-                self._add(table, sub)
+                self._add(run, sub)
                 # tqdm's update() says when it redrew; formatting the counts only then keeps
                 # the bar's cost per point to a counter increment.
                 if bar is not None and bar.update(1):
                     bar.set_postfix(_counts(table), refresh=False)
                 if live is not None:
                     live.refresh()
+                if sub.task.error is not None and self.on_error == "raise":
+                    failed = sub
+                    break
         finally:
             if bar is not None:
                 bar.set_postfix(_counts(table), refresh=False)
                 bar.close()
-            self._shared.update(ended=dt.datetime.now(dt.timezone.utc), running=False)
+            self._close(run)
             if live is not None:
                 counts = ", ".join(f"{n} {k}" for k, n in table.counts.items() if n)
                 live.close(f"{self.name}: {counts or 'no points'}")
-        return state.update(**{self.output: self._frame(table, final=True)})
+        partial = state.update(**{self.output: self._frame(run)})
+        if failed is not None:
+            task = failed.task
+            raise task_failed(
+                self.name,
+                task.index,
+                _describe(self.grid[task.index]),
+                task.error,
+                task.traceback,
+                table.counts["ok"] + table.counts["cached"],
+                partial,
+            )
+        return partial
 
-    def _add(self, table: ResultTable, sub: TaskState) -> None:
+    def _add(self, run: _SweepRun, sub: TaskState) -> None:
         task = sub.task
-        self._shared["finished"].add(task.index)
+        run.finished.add(task.index)
         point = self.grid[task.index]
         if task.error is not None:
             status = "error"
+            run.logs.add(task.index, task.traceback or summarize_exception(task.error))
         elif task.cached:
             status = "cached"
         else:
             status = "ok"
-        table.add(
+        run.table.add(
             point,
             self._outputs(sub) if task.error is None else {},
             status=status,
-            error=f"{type(task.error).__name__}: {task.error}" if task.error is not None else None,
+            error=summarize_exception(task.error) if task.error is not None else None,
             attempts=task.attempts,
             duration_s=task.duration_s,
             task_id=task.index,
         )
+
+    def _close(self, run: _SweepRun) -> None:
+        """The run has stopped: points that never finished become ``cancelled`` rows."""
+        for index in range(len(self.grid)):
+            if index not in run.finished:
+                run.table.add(self.grid[index], {}, status="cancelled", task_id=index)
+        run.ended = dt.datetime.now(dt.timezone.utc)
+        run.running = False
 
     def _outputs(self, sub: State) -> dict:
         if _RESULT in self.graph.writes:
@@ -291,41 +342,36 @@ class Sweep(TaskBasedParallelAction):
             return dict(value) if isinstance(value, dict) else {"result": value}
         return {k: sub[k] for k in self.graph.writes if k in sub}
 
-    def _frame(self, table: ResultTable, final: bool) -> Any:
-        """The table as a DataFrame; once the sweep has stopped, points never finished are ``cancelled`` rows."""
-        finished = self._shared.get("finished") or _Finished(len(self.grid))
-        frame = table.frame()
-        if final:
-            if len(finished) < len(self.grid):
-                frame = self._with_cancelled(frame, finished)
-            if self._shared.get("provenance") is None:
-                self._shared["provenance"] = self._provenance()
-            frame.attrs["nbflow"] = self._shared["provenance"]
+    def _frame(self, run: _SweepRun) -> Any:
+        """The table as a DataFrame; once the run has stopped, with its provenance (built once)."""
+        if run.final is not None:
+            return run.final
+        running = run.running
+        frame = run.table.frame()
+        if running:
+            return frame
+        if run.provenance is None:
+            run.provenance = self._provenance(run)
+        frame.attrs["nbflow"] = {**run.provenance, **frame.attrs["nbflow"], "logs": run.logs}
+        run.final = frame
         return frame
 
-    def _with_cancelled(self, frame: Any, finished: _Finished) -> Any:
-        import pandas as pd
-
-        rows = ResultTable(self.grid.axes)
-        for index in range(len(self.grid)):
-            if index not in finished:
-                rows.add(self.grid[index], {}, status="cancelled", task_id=index)
-        return pd.concat([frame, rows.frame()], ignore_index=True).sort_values(
-            "task_id", kind="stable", ignore_index=True
-        )
-
-    def _provenance(self) -> dict:
+    def _provenance(self, run: _SweepRun) -> dict:
         from nbflow.sweeps.provenance import collect_provenance
 
-        shared = self._shared
         return collect_provenance(
             axes=_axes_provenance(self.grid),
             target_name=self.graph.name,
-            code_hash=code_fingerprint(self.graph),
-            executor=repr(self.executor) if not isinstance(self.executor, str) else self.executor,
-            started_at=shared.get("started") or dt.datetime.now(dt.timezone.utc),
-            ended_at=shared.get("ended") or dt.datetime.now(dt.timezone.utc),
+            code_hash=run.code_hash(),
+            executor=run.executor,
+            executor_config=run.executor_config,
+            started_at=run.started,
+            ended_at=run.ended or dt.datetime.now(dt.timezone.utc),
         )
+
+
+def _describe(point: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in list(point.items())[:4])[:200]
 
 
 def _counts(table: ResultTable) -> dict[str, int]:

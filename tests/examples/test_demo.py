@@ -57,7 +57,8 @@ def test_demo_writes_parquet_results_with_provenance(quick_run):
     assert len(df) == 4 and set(df["status"]) == {"ok"}
     prov = df.nbflow.provenance
     assert prov["target_name"] == "cross_validate"
-    assert prov["executor"].startswith("MultiThreadedExecutor(max_concurrency=")
+    assert prov["executor"] == "threads"
+    assert prov["executor_config"].startswith("MultiThreadedExecutor(max_concurrency=")
     assert prov["axes"] == {"C": [1, 10], "gamma": [0.01, 0.1]}
     assert "scikit-learn" in prov["versions"]
     assert df.nbflow.best("accuracy")[["C", "gamma"]].tolist() == [10, 0.1]

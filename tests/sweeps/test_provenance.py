@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import nbflow
+from nbflow import ApplicationBuilder, MultiProcessExecutor, Sweep
 from nbflow.persistence.serde import dumps, loads
 from nbflow.sweeps import provenance as provenance_module
 from nbflow.sweeps.provenance import collect_provenance
@@ -178,3 +179,20 @@ def test_collect_provenance_round_trips_through_an_export(tmp_path):
     df.attrs["nbflow"] = _collect(axes={"lr": [0.1, 0.01], "shape": [(2, 2)]})
     for ext in (".csv", ".json"):
         assert load_results(df.nbflow.export(tmp_path / f"r{ext}")).attrs["nbflow"] == df.attrs["nbflow"]
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [(None, "threads"), ("sequential", "sequential"), (MultiProcessExecutor(max_concurrency=1), "processes")],
+)
+def test_provenance_records_the_executor_actually_used(given, used, shutdown_processes):
+    """executor=None, a name or an executor object: the provenance names the executor that ran the points."""
+    df = Sweep(lambda x: x, {"x": [1]}, executor=given, progress=False).run()
+    assert df.attrs["nbflow"]["executor"] == used
+
+
+def test_provenance_records_the_applications_executor_for_a_sweep_inside_it():
+    """A sweep with no executor of its own, in an application that chose one, records the application's."""
+    s = Sweep(lambda x: x, {"x": [1]}, executor=None, progress=False)
+    app = ApplicationBuilder().with_actions(s=s).with_entrypoint("s").with_executor("sequential").build()
+    assert app.run()[2]["results"].attrs["nbflow"]["executor"] == "sequential"
