@@ -16,7 +16,6 @@ import dataclasses
 import functools
 import hashlib
 import os
-import pickle
 import site
 import struct
 import sys
@@ -96,6 +95,11 @@ def is_user_module(name: str) -> bool:
     return _user_file(name.partition(".")[0], getattr(module, "__file__", None))
 
 
+def _wrapped(v: Any) -> Any:
+    """The function a wrapper object stands for: ``__wrapped__`` (functools), ``pyfunc`` (np.vectorize)."""
+    return getattr(v, "__wrapped__", None) or getattr(v, "pyfunc", None)
+
+
 def _is_pydantic(t: type) -> bool:
     return any(c.__name__ == "BaseModel" and c.__module__.startswith("pydantic") for c in t.__mro__)
 
@@ -119,6 +123,9 @@ class _ValueEncoder:
         # functions call is hashed once. Data is never deduplicated: [a, a] equals [a, copy(a)].
         self._seen: dict[int, int] = {}
         self._module: str | None = None
+        # The user modules (not __main__) whose code was hashed: their files must be the ones
+        # a worker process runs, too (see nbflow.persistence.code_files).
+        self.user_modules: set[str] = set()
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
@@ -141,6 +148,7 @@ class _ValueEncoder:
         # sibling was hashed first, so it starts with nothing seen.
         sub._seen = dict(self._seen) if keep_seen else {}
         sub._module = self._module
+        sub.user_modules = self.user_modules
         return sub
 
     def _digest_of(self, value: Any) -> bytes:
@@ -253,10 +261,10 @@ class _ValueEncoder:
             self._code_object(v)
         elif isinstance(v, State):
             self._state(v)
-        elif callable(v) and isinstance(getattr(v, "__wrapped__", None), types.FunctionType):
-            # functools.lru_cache and other wrappers: what they wrap decides the results.
+        elif callable(v) and isinstance(_wrapped(v), types.FunctionType):
+            # functools.lru_cache, np.vectorize and other wrappers: what they wrap decides the results.
             self.put(_WRAPPER, _type_name(t).encode())
-            self.value(v.__wrapped__)
+            self.value(_wrapped(v))
         elif isinstance(v, _BUILTIN_CALLABLES) or (
             callable(v) and hasattr(v, "__name__") and not self._is_user(t.__module__)
         ):
@@ -352,21 +360,25 @@ class _ValueEncoder:
             and t not in copyreg.dispatch_table
         )
         try:
-            reduced = v.__reduce_ex__(5) if plain else pickle.dumps(v, protocol=5)
+            reduced = v.__reduce_ex__(5) if plain or t not in copyreg.dispatch_table else None
+            if reduced is None:
+                reduced = copyreg.dispatch_table[t](v)
         except Exception as exc:
             msg = f"Cannot fingerprint a {_type_name(t)} value: it is not plain data and pickle fails ({type(exc).__name__}: {exc}). Build the object inside the action from plain inputs (a path, a seed, parameters) instead of passing it in."
             raise TypeError(msg) from exc
-        if not plain:
-            if self._is_user(t.__module__):
-                # Pickle names a notebook class without its code; hash the code too.
-                self._class(t)
-            self.put(_PICKLE, reduced)
-        elif self._enter(v, dedupe=False):
-            # What pickle would save for a plain instance (its class, then its attribute dict),
-            # hashed item by item: pickle bytes would follow the hash-seeded order of a set
-            # attribute, and its memo would tell a shared object from an equal copy.
-            _, args, state, items, pairs = (*reduced, None, None, None)[:5]
+        if isinstance(reduced, str):
+            # Pickled by name (a module-level singleton).
+            self.put(_REF, f"{t.__module__}:{reduced}".encode())
+            return
+        if self._enter(v, dedupe=False):
+            # What pickle would save (how to rebuild it, then its state), hashed item by item
+            # rather than as pickle bytes: those would name a user function held inside (a
+            # SimpleNamespace of callbacks) without its code, follow the hash-seeded order of a
+            # set, and tell a shared object from an equal copy by their memo.
+            rebuild, args, state, items, pairs = (*reduced, None, None, None)[:5]
             self.put(_OBJECT)
+            if not plain:
+                self.value(rebuild)
             self.value(args)
             self.value(state)
             self.value(None if items is None else list(items))

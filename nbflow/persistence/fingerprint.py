@@ -24,6 +24,7 @@ from __future__ import annotations
 import __future__
 
 import functools
+import secrets
 import struct
 import sys
 import types
@@ -58,6 +59,7 @@ from nbflow.persistence._digest import (
     _VERSION,
     _type_name,
     _ValueEncoder,
+    is_user_module,
 )
 
 __all__ = ["code_fingerprint", "value_fingerprint", "DigestMemo"]
@@ -116,10 +118,14 @@ def code_fingerprint(obj: Any, *, follow: Iterable[str] = ()) -> str:
         >>> code_fingerprint(scale) != fp
         True
     """
-    enc = _Encoder(_CODE_PERSON, tuple(follow))
+    return _code_encoder(obj, tuple(follow)).hexdigest()
+
+
+def _code_encoder(obj: Any, follow: tuple[str, ...]) -> _Encoder:
+    enc = _Encoder(_CODE_PERSON, follow)
     enc.put(_VERSION, f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}".encode())
     enc.root(obj)
-    return enc.hexdigest()
+    return enc
 
 
 def value_fingerprint(value: Any) -> str:
@@ -164,21 +170,29 @@ class DigestMemo:
     def __init__(self) -> None:
         # id -> (object, digest): holding the object keeps its id from being reused.
         self._values: dict[int, tuple[Any, str]] = {}
-        self._code: dict[int, tuple[Any, str]] = {}
+        self._code: dict[int, tuple[Any, str, frozenset[str]]] = {}
 
     def code(self, obj: Any) -> str:
         """`code_fingerprint` of ``obj``, computed once per memo."""
+        return self._code_and_modules(obj)[1]
+
+    def modules(self, obj: Any) -> frozenset[str]:
+        """The user modules (files beside the notebook) whose code ``obj`` reaches."""
+        return self._code_and_modules(obj)[2]
+
+    def _code_and_modules(self, obj: Any) -> tuple[Any, str, frozenset[str]]:
         known = self._code.get(id(obj))
         if known is None:
-            known = self._code[id(obj)] = (obj, code_fingerprint(obj))
-        return known[1]
+            enc = _code_encoder(obj, ())
+            known = self._code[id(obj)] = (obj, enc.hexdigest(), frozenset(enc.user_modules))
+        return known
 
     def value(self, value: Any, *, strict: bool = True) -> str:
         """`value_fingerprint` of ``value``; values other than plain scalars are remembered by identity.
 
         Args:
-            strict: raise TypeError for a value that cannot be digested; otherwise digest its
-                type's name (two such values of one type then look alike).
+            strict: raise TypeError for a value that cannot be digested; otherwise give it a
+                digest never seen before (so nothing keyed on it is ever found again).
         """
         if type(value) in _SCALARS:
             return value_fingerprint(value)
@@ -189,7 +203,9 @@ class DigestMemo:
             except TypeError:
                 if strict:
                     raise
-                digest = value_fingerprint(("opaque", f"{type(value).__module__}.{type(value).__qualname__}"))
+                # Two such values of one type cannot be told apart, so none may pass for another:
+                # a digest of its own, never the same twice, means "not known to be the same".
+                digest = value_fingerprint(("opaque", secrets.token_hex(16)))
             known = self._values[id(value)] = (value, digest)
         return known[1]
 
@@ -208,6 +224,9 @@ def _global_names(code: types.CodeType) -> tuple[str, ...]:
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names.update(dict.fromkeys(_global_names(const)))
+        elif isinstance(const, str) and const.isidentifier():
+            # getattr(helpers, "scale"): a name reached through a string counts as one read.
+            names[const] = None
     return tuple(names)
 
 
@@ -280,6 +299,7 @@ class _Encoder(_ValueEncoder):
     def _function(self, fn: types.FunctionType) -> None:
         if not self._enter(fn, dedupe=True):
             return
+        self._note_module(fn.__module__)
         outer, self._module = self._module, fn.__module__
         try:
             self.put(_FUNCTION)
@@ -357,12 +377,17 @@ class _Encoder(_ValueEncoder):
             # that cannot be fingerprinted (a lock, a client) counts by type alone.
             self._best_effort(v)
 
+    def _note_module(self, name: str | None) -> None:
+        if name and name != "__main__" and name in sys.modules and is_user_module(name):
+            self.user_modules.add(name)
+
     def _user_module(self, module: types.ModuleType, names: tuple[str, ...]) -> None:
         # A module of the user's own (helpers.py beside the notebook): what the code reads from it,
         # by code, so that editing and reloading helpers.py changes the fingerprint.
         self.put(_MODULE, module.__name__.encode())
         if not self._enter(module, dedupe=False):
             return
+        self._note_module(module.__name__)
         try:
             attributes = vars(module)
             self._bindings(tuple(n for n in names if not n.startswith("__")), attributes)
@@ -401,6 +426,7 @@ class _Encoder(_ValueEncoder):
     def _class(self, cls: type) -> None:
         if not self._enter(cls, dedupe=True):
             return
+        self._note_module(cls.__module__)
         outer, self._module = self._module, cls.__module__
         try:
             self.put(_CLASS, cls.__qualname__.encode())

@@ -40,6 +40,8 @@ def _kind_of_type(t: type) -> str:
     if module == "numpy":
         import numpy as np
 
+        if issubclass(t, (np.timedelta64, np.datetime64)):
+            return "other"  # timedelta64 is an integer subclass to numpy, not a number to a user
         if issubclass(t, np.bool_):
             return "bool"
         if issubclass(t, np.integer):
@@ -123,8 +125,10 @@ def piece(values: list) -> Piece:
             return Piece(kinds, missing, numbers=numbers)
     # fromiter, not an assignment: numpy would read equal-length lists as a second dimension.
     objects = np.fromiter(values, dtype=object, count=len(values))
-    if "int" in kinds and any(type(v) is int and not _INT64_MIN <= v <= _INT64_MAX for v in values):
-        kinds = kinds | {"other"}  # an int past int64's range: the column is kept as objects
+    if "int" in kinds and any(
+        _kind_of_type(type(v)) == "int" and not _INT64_MIN <= int(v) <= _INT64_MAX for v in values
+    ):
+        kinds = kinds | {"other"}  # an int past int64's range (a big int, a large uint64): kept as objects
     return Piece(kinds, missing, objects=objects)
 
 

@@ -19,7 +19,7 @@ each field went, so `run_column` (and ``df.nbflow``) always finds it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from nbflow.core.state import State
@@ -39,7 +39,7 @@ __all__ = [
 RUN_FIELDS = ("status", "error", "attempts", "duration_s", "task_id")
 # The old name, kept for code that imported it.
 META_COLUMNS = RUN_FIELDS
-STATUSES = ("ok", "error", "cancelled", "cached")
+STATUSES = ("ok", "error", "timeout", "cancelled", "cached")
 _TEXT_FIELDS = ("status", "error")
 
 
@@ -85,6 +85,44 @@ def run_column(frame: Any, field: str) -> Any:
     """The name of run field ``field`` (``"status"``, ``"task_id"``...) in ``frame``, wherever it moved."""
     columns = frame.attrs.get("nbflow", {}).get("columns") if hasattr(frame, "attrs") else None
     return (columns or {}).get(field, field)
+
+
+def table_rows(frame: Any, axes: list[str]) -> Iterator[dict]:
+    """The rows of a sweep's frame as `ResultTable.add` takes them: params, outputs and the run fields.
+
+    Missing values come back as None (a float column's NaN stays NaN), so rows added again
+    make the same columns.
+    """
+    import pandas as pd
+
+    names = frame.attrs.get("nbflow", {}).get("columns") or column_names(axes, [])
+    fields = {names[f]: f for f in RUN_FIELDS}
+    outputs = {column: output for output, column in names.get("outputs", {}).items()}
+    columns = {
+        c: (axes.index(c) if c in axes else None, fields.get(c), outputs.get(c, c)) for c in frame.columns
+    }
+    floats = {c for c, t in frame.dtypes.items() if t == "float64"}
+    values = {c: frame[c].tolist() for c in frame.columns}
+    for i in range(len(frame)):
+        row: dict[str, Any] = {"params": {}, "outputs": {}}
+        for column, (axis, field, output) in columns.items():
+            value = values[column][i]
+            if (
+                column not in floats
+                and value is not None
+                and pd.api.types.is_scalar(value)
+                and pd.isna(value)
+            ):
+                value = None
+            if axis is not None:
+                row["params"][column] = value
+            elif field is not None:
+                row[field] = value
+            else:
+                row["outputs"][output] = value
+        if row["status"] not in ("ok", "cached"):
+            row["outputs"] = {}  # a failed or cancelled point gave no outputs; its gaps are not values
+        yield row
 
 
 class ResultTable:

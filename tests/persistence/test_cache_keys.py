@@ -229,3 +229,74 @@ def test_cache_key_for_user_module_code_is_stable_across_a_restart(tmp_path):
     assert run() == "['cached', 'cached', 'cached'] [2, 4, 6]"
     (project / "helpers_r.py").write_text("def scale(x):\n    return x * 5\n")
     assert run() == "['ok', 'ok', 'ok'] [5, 10, 15]"
+
+
+def _redefine(namespace, source):
+    exec(textwrap.dedent(source), namespace)
+
+
+@pytest.mark.parametrize(
+    ("setup", "target"),
+    [
+        # A library container holding a user function (pickle would only name it).
+        ("import types\nCFG = types.SimpleNamespace(act=act)", "def target(x):\n    return CFG.act(x)"),
+        # np.vectorize of a user function.
+        ("import numpy as np\nV = np.vectorize(act)", "def target(x):\n    return int(V(x))"),
+        # A helper reached by a string name.
+        (
+            "import types\nH = types.ModuleType('h')\nH.scale = act",
+            "def target(x):\n    return getattr(H, 'scale')(x)",
+        ),
+    ],
+    ids=["namespace", "vectorize", "getattr"],
+)
+def test_cache_key_sees_user_functions_held_by_library_objects(tmp_path, setup, target):
+    """A user function inside a SimpleNamespace, an np.vectorize or reached through getattr: editing it recomputes."""
+    namespace = {"__name__": "__main__"}
+    cache = ResultCache(tmp_path / "cache")
+    _redefine(namespace, f"def act(v):\n    return v * 2\n{setup}\n{target}")
+    assert sweep(namespace["target"], {"x": [1, 2]}, cache=cache, progress=False)["result"].tolist() == [2, 4]
+    _redefine(namespace, f"def act(v):\n    return v * 3\n{setup}\n{target}")
+    again = sweep(namespace["target"], {"x": [1, 2]}, cache=cache, progress=False)
+    assert again["result"].tolist() == [3, 6] and _statuses(again) == ["ok", "ok"]
+
+
+@pytest.fixture
+def worker_modules(user_modules, monkeypatch):
+    """user_modules, importable in worker processes too (fresh workers see the folder on their path)."""
+    from nbflow import MultiProcessExecutor
+
+    MultiProcessExecutor().shutdown()
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(user_modules), os.environ.get("PYTHONPATH", "")]))
+    yield user_modules
+    MultiProcessExecutor().shutdown()
+
+
+def test_cache_key_processes_run_the_reloaded_module_not_the_workers_old_copy(tmp_path, worker_modules):
+    """Edit and reload a module on processes: warm workers run the new code, and the cache holds new values."""
+    _write_module(worker_modules, "model_p", "def train(x):\n    return {'y': x * 2}\n")
+    import model_p
+
+    cache = ResultCache(tmp_path / "cache")
+    assert sweep(model_p.train, {"x": [1, 2]}, cache=cache, executor="processes", progress=False)[
+        "y"
+    ].tolist() == [2, 4]
+    _write_module(worker_modules, "model_p", "def train(x):\n    return {'y': x * 10}\n")
+    importlib.reload(model_p)
+    again = sweep(model_p.train, {"x": [1, 2]}, cache=cache, executor="processes", progress=False)
+    assert again["y"].tolist() == [10, 20] and _statuses(again) == ["ok", "ok"]
+    later = sweep(model_p.train, {"x": [1, 2]}, cache=cache, executor="sequential", progress=False)
+    assert later["y"].tolist() == [10, 20] and _statuses(later) == ["cached", "cached"]
+
+
+def test_cache_key_module_edited_without_reload_is_refused_on_processes(tmp_path, worker_modules):
+    """A module edited on disk but not reloaded: processes would import the new file, so the run refuses, naming it."""
+    _write_module(worker_modules, "model_q", "def train(x):\n    return x * 2\n")
+    import model_q
+
+    sweep(model_q.train, {"x": [1]}, executor="processes", progress=False)
+    _write_module(worker_modules, "model_q", "def train(x):\n    return x * 99\n")
+    with pytest.raises(nbflow.StaleCodeError, match=r"'model_q'.*importlib\.reload\(model_q\)"):
+        sweep(model_q.train, {"x": [1]}, executor="processes", progress=False)
+    importlib.reload(model_q)
+    assert sweep(model_q.train, {"x": [1]}, executor="processes", progress=False)["result"].tolist() == [99]

@@ -118,3 +118,38 @@ def test_columns_to_dataframe_state_key_named_status_keeps_its_value():
     df = to_dataframe([State(status="draft", n=1), State(status="final", n=2)])
     assert df["status"].tolist() == ["draft", "final"]
     assert df.attrs["nbflow"]["columns"]["status"] == "nbflow_status"
+
+
+def test_columns_rerun_failed_whose_points_fail_again_keeps_the_users_column():
+    """A point that fails again on rerun stays a failed row; the user's `status` output is not overwritten."""
+
+    def f(x):
+        if x == 0:
+            raise ValueError("boom")
+        return {"status": "converged", "y": x}
+
+    s = Sweep(f, {"x": [0, 1, 2]}, progress=False, executor="sequential")
+    s.run()
+    again = s.rerun_failed()
+    assert again["status"].tolist()[1:] == ["converged", "converged"] and pd.isna(again["status"].iloc[0])
+    assert again["nbflow_status"].tolist() == ["error", "ok", "ok"]
+    assert again.nbflow.failed()["x"].tolist() == [0] and len(again.nbflow.ok()) == 2
+    assert "ValueError: boom" in again.nbflow.log(0)
+
+
+def test_columns_rerun_failed_that_first_brings_outputs_names_them_as_a_full_run_would():
+    """Every point failed at first, then succeeds with an output called status: the frame is as if it ran once."""
+    calls = []
+
+    def g(x):
+        calls.append(x)
+        if len(calls) <= 2:
+            raise ValueError("first time")
+        return {"status": "converged", "y": x}
+
+    s = Sweep(g, {"x": [1, 2]}, progress=False, executor="sequential")
+    s.run()
+    again = s.rerun_failed()
+    assert again["status"].tolist() == ["converged", "converged"]
+    assert again["nbflow_status"].tolist() == ["ok", "ok"] and str(again["y"].dtype) == "int64"
+    assert again.nbflow.best("y")["x"] == 2 and len(again.nbflow.ok()) == 2

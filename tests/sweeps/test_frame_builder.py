@@ -28,6 +28,8 @@ INT64 = (-(2**63), 2**63 - 1)
 def _kind(v):
     if v is None:
         return None
+    if isinstance(v, (np.timedelta64, np.datetime64)):
+        return "other"
     if isinstance(v, (bool, np.bool_)):
         return "bool"
     if isinstance(v, (int, np.integer)):
@@ -77,6 +79,8 @@ VALUES = st.one_of(
     st.just(Unprintable()),
     st.builds(np.int32, st.integers(-1000, 1000)),
     st.builds(np.float32, st.floats(-1e3, 1e3, width=32)),
+    st.builds(np.uint64, st.integers(0, 2**64 - 1)),
+    st.builds(lambda n: np.timedelta64(n, "s"), st.integers(-1000, 1000)),
 )
 
 
@@ -85,7 +89,7 @@ def _same(actual: pd.Series, expected: pd.Series) -> None:
     for a, e in zip(actual.tolist(), expected.tolist(), strict=True):
         if isinstance(e, float) and math.isnan(e):
             assert isinstance(a, float) and math.isnan(a)
-        elif e is pd.NA or e is None:
+        elif e is pd.NA or e is None or e is pd.NaT:
             assert a is e or (a is None and e is None) or pd.isna(a)
         else:
             assert a == e and type(a) is type(e), (a, e)
