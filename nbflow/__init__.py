@@ -30,6 +30,8 @@ from nbflow.errors import (
     ConditionError,
     GraphError,
     HaltError,
+    HookError,
+    Interrupted,
     MissingDependencyError,
     MissingInputError,
     NbflowError,
@@ -38,11 +40,13 @@ from nbflow.errors import (
     PersisterConflictError,
     RemoteTaskError,
     SerializationError,
+    StaleCodeError,
     StateKeyError,
     SweepError,
     TaskFailed,
     TaskPicklingError,
     TasksCancelled,
+    TaskTimeoutError,
     UnknownExecutorError,
 )
 from nbflow.parallel import (
@@ -124,9 +128,10 @@ __all__ = [
     # errors
     "NbflowError", "StateKeyError", "ActionContractError", "MissingInputError",
     "ActionReturnTypeError", "GraphError", "ConditionError", "AsyncActionError", "HaltError",
-    "UnknownExecutorError", "MissingDependencyError", "TaskFailed", "TasksCancelled",
+    "UnknownExecutorError", "MissingDependencyError", "TaskFailed", "TasksCancelled", "Interrupted",
+    "TaskTimeoutError", "HookError",
     "TaskPicklingError", "RemoteTaskError", "PersistenceError", "PersisterConflictError", "CacheKeyError",
-    "SerializationError", "NotRecordedError", "SweepError",
+    "SerializationError", "NotRecordedError", "SweepError", "StaleCodeError",
 ]  # fmt: skip
 
 

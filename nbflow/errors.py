@@ -22,6 +22,10 @@ __all__ = [
     "MissingDependencyError",
     "TaskFailed",
     "TasksCancelled",
+    "Interrupted",
+    "TaskTimeoutError",
+    "HookError",
+    "HookContractError",
     "TaskPicklingError",
     "WorkerCrashedError",
     "PersistenceError",
@@ -35,6 +39,7 @@ __all__ = [
     "PersisterConflictError",
     "RemoteTaskError",
     "CacheKeyError",
+    "StaleCodeError",
     "summarize_exception",
     "exception_text",
 ]
@@ -58,7 +63,9 @@ def exception_text(exc: BaseException) -> str:
     """``str(exc)``, or a placeholder naming its type when its ``__str__`` itself fails."""
     try:
         return str(exc)
-    except Exception:
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
         return f"<unprintable {type(exc).__name__} object>"
 
 
@@ -140,6 +147,51 @@ class TasksCancelled(_PartialResults):
     """A parallel action was cancelled (``cancel()`` or Ctrl-C) before all its tasks finished."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, SIGINT or the notebook's Stop during an nbflow run; what finished is kept on it.
+
+    It is a ``KeyboardInterrupt``, so ``except Exception`` never swallows it and a
+    notebook's Run All stops at the cell. Deliberately not an `NbflowError` (which is
+    an ``Exception``).
+
+    Attributes:
+        partial_state: for a parallel step, the State ``reduce`` made of the finished
+            tasks (None if ``reduce`` itself was interrupted).
+        results: for a sweep, the partial DataFrame: the finished rows as they are and
+            the rest ``cancelled`` (``sweep.results`` holds the same frame).
+        finished: how many tasks had finished.
+    """
+
+    def __init__(self, message: str, partial_state: object = None, finished: int = 0, results: object = None):
+        super().__init__(message)
+        self.partial_state = partial_state
+        self.finished = finished
+        self.results = results
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class TaskTimeoutError(NbflowError, TimeoutError):
+    """A task ran past its ``timeout``; a sweep records it as a ``timeout`` row."""
+
+
+class HookError(_PartialResults):
+    """A parallel action's own hook (``tasks``, ``states``, ``actions``, ``reduce``) raised.
+
+    The message names the action and the hook; the hook's exception is the ``__cause__``,
+    and what the finished tasks gave is in ``partial_state`` (or, when ``reduce`` failed,
+    the finished sub-states are in ``finished_states``).
+    """
+
+    finished_states: list | None = None
+
+
+class HookContractError(NbflowError, TypeError):
+    """A parallel action's hook gave something of the wrong kind (a task that is not a SubGraphTask,
+    a state that is not a State, an action that is not an action)."""
+
+
 class WorkerCrashedError(NbflowError, RuntimeError):
     """A task's worker process died, twice, while running it."""
 
@@ -158,6 +210,10 @@ class PersisterConflictError(PersistenceError):
 
 class CacheKeyError(NbflowError, ValueError):
     """A result cache could not compute a key: its ``depends_on`` failed."""
+
+
+class StaleCodeError(NbflowError, RuntimeError):
+    """A user module's file is not the version the code was loaded from: workers would run other code."""
 
 
 class RemoteTaskError(NbflowError, RuntimeError):

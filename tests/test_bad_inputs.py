@@ -97,6 +97,44 @@ def _action_that(body):
     return act.with_name("act")
 
 
+def _states_raise():
+    class Broken(Squares):
+        def states(self, state):
+            yield state.update(x=0)
+            yield state.update(x=1)
+            raise OSError("the data source went away")
+
+    return _run(_app(("fan", Broken()), n=0))
+
+
+def _cache_depends_on_fails():
+    def data_version():
+        raise KeyError("DATA_VERSION")
+
+    cache = nbflow.ResultCache(tempfile.mkdtemp(), depends_on=data_version)
+    return nbflow.sweep(loss, grid(lr=[0.1], depth=[1]), cache=cache, progress=False)
+
+
+def _second_live_writer():
+    persister = nbflow.InMemoryPersister()
+
+    def build():
+        return (
+            ApplicationBuilder()
+            .with_actions(counter=counter)
+            .with_transitions(("counter", "counter"))
+            .with_persister(persister)
+            .with_identifiers(app_id="exp-7")
+            .with_state(count=0)
+            .with_entrypoint("counter")
+            .build()
+        )
+
+    first, second = build(), build()
+    first.step()
+    return second.step()
+
+
 def _shell():
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
@@ -385,6 +423,25 @@ CASES = [
     ),
     Case(
         "parallel",
+        "a timeout that is not a positive number",
+        lambda: Squares(timeout=0),
+        ValueError,
+        ("Squares(timeout=0)", "positive number of seconds", "timeout=30"),
+    ),
+    Case(
+        "parallel",
+        "states() raises half-way",
+        _states_raise,
+        RuntimeError,
+        (
+            "Broken.states() of 'fan'",
+            "OSError: the data source went away",
+            "after making 2 task(s)",
+            "Fix states()",
+        ),
+    ),
+    Case(
+        "parallel",
         "two concurrent branches write one key",
         lambda: RunConcurrent("both", items=[counter, counter.with_name("again")]),
         ValueError,
@@ -405,6 +462,13 @@ CASES = [
         ("Listy.reduce()", "'fan'", "returned list", "state.update("),
     ),
     # -- sweeps ------------------------------------------------------------------------------
+    Case(
+        "sweeps",
+        "a sweep timeout given as text",
+        lambda: Sweep(loss, grid(lr=[0.1], depth=[1]), timeout="5"),
+        ValueError,
+        ("timeout='5'", "positive number of seconds"),
+    ),
     Case("sweeps", "an axis that is a single number", lambda: grid(lr=0.1), ValueError, ("'lr'", "[0.1]")),
     Case(
         "sweeps",
@@ -458,6 +522,20 @@ CASES = [
     ),
     # -- persistence, caching, tracking ----------------------------------------------------------
     Case("persistence", "a corrupted database file", _corrupted_db, OSError, ("runs.db", "move it aside")),
+    Case(
+        "persistence",
+        "two live applications write one app id",
+        _second_live_writer,
+        OSError,
+        ("'exp-7'", "initialize_from", "its own app_id"),
+    ),
+    Case(
+        "persistence",
+        "a cache depends_on that fails",
+        _cache_depends_on_fails,
+        ValueError,
+        ("depends_on", "KeyError", "a callable with no arguments"),
+    ),
     Case(
         "persistence",
         "a state value JSON cannot hold",

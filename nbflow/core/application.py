@@ -180,7 +180,8 @@ class Application:
         seq = self._sequence_id
         event = dict(app=self, action=act, sequence_id=seq, duration_s=time.perf_counter() - started)
         if exc is not None:
-            if hasattr(exc, "add_note"):
+            # A task's sub-application is nbflow's, not the user's: its id would only confuse.
+            if self.parent is None and hasattr(exc, "add_note"):
                 exc.add_note(
                     f"nbflow: raised in action {act.name!r}, step {seq} of application {self.app_id!r}; app.state still holds the state from before this step."
                 )

@@ -3,7 +3,8 @@
 ::
 
     %%parallel_map [--zip] [--executor NAME] [--n-jobs N] [--out VAR] [--collect NAMES]
-                   [--on-error record|raise] [--retries N] [--cache [DIR]] [--no-progress] AXIS=EXPR ...
+                   [--on-error record|raise] [--retries N] [--timeout SECONDS] [--cache [DIR]]
+                   [--no-progress] AXIS=EXPR ...
     <cell body>
 
 Each ``AXIS=EXPR`` is evaluated in the notebook's namespace and is one axis
@@ -11,7 +12,8 @@ Each ``AXIS=EXPR`` is evaluated in the notebook's namespace and is one axis
 the axis names bound and the notebook's globals readable; names it assigns stay
 local to that point. A row holds the axis values plus the ``--collect`` names,
 or else the value of the body's last expression. The DataFrame goes into
-``VAR`` (default ``results``) and is displayed.
+``VAR`` (default ``results``) and is displayed. Stop (Ctrl-C) puts the partial
+frame into ``VAR`` and ends the cell in a ``KeyboardInterrupt``, so Run All stops.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 
+from nbflow.errors import Interrupted
 from nbflow.parallel.executors import resolve_executor
 from nbflow.sweeps.grids import grid, zipped
 from nbflow.sweeps.runner import Sweep
@@ -34,7 +37,7 @@ __all__ = ["ParallelMapMagics", "CellBody", "parse_line"]
 
 USAGE = (
     "%%parallel_map [--zip] [--executor NAME] [--n-jobs N] [--out VAR] [--collect NAMES] "
-    "[--on-error record|raise] [--retries N] [--cache [DIR]] [--no-progress] AXIS=EXPR ..."
+    "[--on-error record|raise] [--retries N] [--timeout SECONDS] [--cache [DIR]] [--no-progress] AXIS=EXPR ..."
 )
 _AXIS_START = re.compile(r"(?<!\S)[A-Za-z_]\w*=(?!=)")
 
@@ -54,6 +57,7 @@ def _parser() -> _Parser:
     parser.add_argument("--collect", default=None)
     parser.add_argument("--on-error", choices=["record", "raise"], default="record")
     parser.add_argument("--retries", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=None)
     parser.add_argument("--cache", nargs="?", const=True, default=None)
     parser.add_argument("--no-progress", action="store_true")
     return parser
@@ -191,15 +195,27 @@ class ParallelMapMagics(Magics):
         if options.n_jobs is not None:
             executor.max_concurrency = options.n_jobs
         points = (zipped if options.zip else grid)(**axes)
-        results = Sweep(
-            CellBody(cell, namespace, collect),
-            points,
-            executor=executor,
-            on_error=options.on_error,
-            retries=options.retries,
-            cache=options.cache,
-            progress=not options.no_progress,
-            name="parallel_map",
-        ).run()
+        try:
+            sweep = Sweep(
+                CellBody(cell, namespace, collect),
+                points,
+                executor=executor,
+                on_error=options.on_error,
+                retries=options.retries,
+                timeout=options.timeout,
+                cache=options.cache,
+                progress=not options.no_progress,
+                name="parallel_map",
+            )
+        except ValueError as exc:
+            raise UsageError(f"%%parallel_map: {exc}") from None
+        try:
+            results = sweep.run()
+        except Interrupted as exc:
+            # Stop keeps what finished where the user looks for it, and still ends the cell in an
+            # error, so that Run All stops here.
+            user_ns[options.out] = exc.results
+            exc.args = (f"{exc} The partial frame is in {options.out!r}.",)
+            raise
         user_ns[options.out] = results
         return results

@@ -36,6 +36,16 @@ class AsyncExecutor(Executor):
             msg = f"AsyncExecutor(max_concurrency=...) takes a positive int; got {max_concurrency!r}."
             raise ValueError(msg)
         self.max_concurrency = max_concurrency
+        # (loop, task) of each map now running on a loop thread of its own; `abort` cancels them.
+        self._loops: list[tuple] = []
+
+    def abort(self) -> None:
+        """Cancel the coroutines still running (a task blocked in synchronous code runs on)."""
+        for loop, task in list(self._loops):
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:
+                pass  # that loop has closed: its map is over
 
     async def amap_unordered(
         self, fn: Callable, items: Iterable[tuple], *, lost: Callable | None = None
@@ -75,6 +85,7 @@ class AsyncExecutor(Executor):
 
         async def pump() -> None:
             loop_and_task.extend((asyncio.get_running_loop(), asyncio.current_task()))
+            self._loops.append(tuple(loop_and_task))
             started.set()
             try:
                 async for result in self.amap_unordered(fn, items):
@@ -99,6 +110,7 @@ class AsyncExecutor(Executor):
                 yield result
         finally:
             loop, task = loop_and_task
+            self._loops.remove((loop, task))
             if thread.is_alive():
                 try:
                     loop.call_soon_threadsafe(task.cancel)

@@ -38,11 +38,11 @@ from __future__ import annotations
 
 import collections
 import importlib
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from nbflow.errors import MissingDependencyError
+from nbflow.parallel.channel import run_batch_flushing
 from nbflow.parallel.executors import Executor, _BatchSizer
 
 __all__ = ["DaskExecutor", "RayExecutor"]
@@ -54,12 +54,6 @@ def _require(module: str, extra: str) -> Any:
     except ImportError:
         msg = f"This executor needs {module!r}, which is not installed. Install it with: pip install 'nbflow[{extra}]'"
         raise MissingDependencyError(msg) from None
-
-
-def _run_batch(fn: Callable, batch: list[tuple]) -> tuple[list, float]:
-    started = time.perf_counter()
-    outputs = [fn(*args) for args in batch]
-    return outputs, time.perf_counter() - started
 
 
 def _resolved(batch: list[tuple], resolve: Callable[[Any], Any]) -> list[tuple]:
@@ -80,6 +74,7 @@ class _ClusterExecutor(Executor):
 
     ships_tasks = True
     shares_values = True
+    flushes_early = True
     # A submit costs a round trip to the scheduler (about a millisecond); batches of ~50 ms
     # hide it and still stream. Slower tasks go one per batch.
     batch_target_s = 0.05
@@ -89,6 +84,9 @@ class _ClusterExecutor(Executor):
             msg = f"{type(self).__name__}(max_concurrency=...) takes a positive int, or None for two batches per worker thread; got {max_concurrency!r}."
             raise ValueError(msg)
         self.max_concurrency = max_concurrency
+        # The futures of each map now running; `abort` cancels them.
+        self._running: list[dict] = []
+        self._aborted = False
 
     def _connect(self) -> Any:
         """Connect to (or start) the cluster; return the engine's handle."""
@@ -108,14 +106,25 @@ class _ClusterExecutor(Executor):
     def _result(self, future: Any) -> tuple[list, float]:
         raise NotImplementedError
 
-    def _cancel(self, futures: list) -> None:
+    def _cancel(self, futures: list, force: bool = False) -> None:
+        """Cancel ``futures``; with ``force``, stop the ones already running if the engine can."""
         raise NotImplementedError
+
+    def abort(self) -> None:
+        self._aborted = True
+        for in_flight in list(self._running):
+            self._cancel(list(in_flight), force=True)
 
     def _worker_died(self, error: BaseException) -> bool:
         raise NotImplementedError
 
     def map_unordered(
-        self, fn: Callable, items: Iterable[tuple], *, lost: Callable | None = None
+        self,
+        fn: Callable,
+        items: Iterable[tuple],
+        *,
+        lost: Callable | None = None,
+        channel: tuple | None = None,
     ) -> Iterator[Any]:
         self._connect()
         slots = self.max_concurrency or self._slots()
@@ -128,10 +137,12 @@ class _ClusterExecutor(Executor):
         completions = self._completions()
 
         def submit(batch: list[tuple], rerun: bool) -> None:
-            future = self._submit(fn, batch)
+            future = self._submit(fn, batch, channel)
             in_flight[future] = (batch, rerun)
             completions.add(future)
 
+        self._running.append(in_flight)
+        self._aborted = False
         try:
             while True:
                 if alone or any(rerun for _, rerun in in_flight.values()):
@@ -147,6 +158,8 @@ class _ClusterExecutor(Executor):
                 try:
                     outputs, elapsed = self._result(future)
                 except Exception as exc:
+                    if self._aborted or self._cancelled(exc):
+                        return  # aborted: the map is over
                     if not self._worker_died(exc):
                         raise
                     if not rerun:
@@ -159,8 +172,13 @@ class _ClusterExecutor(Executor):
                 sizer.observe(elapsed, len(outputs))
                 yield from outputs
         finally:
+            self._running.remove(in_flight)
             if in_flight:
                 self._cancel(list(in_flight))
+
+    def _cancelled(self, error: BaseException) -> bool:
+        """Whether ``error`` is the engine saying a future was cancelled."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_concurrency={self.max_concurrency!r})"
@@ -237,9 +255,9 @@ class DaskExecutor(_ClusterExecutor):
     def _slots(self) -> int:
         return 2 * max(1, sum(self._connect().nthreads().values()))
 
-    def _submit(self, fn: Callable, batch: list[tuple]) -> Any:
+    def _submit(self, fn: Callable, batch: list[tuple], channel: tuple | None) -> Any:
         # pure=False: the same arguments twice are still two runs (a retried point must run again).
-        return self._connect().submit(_run_batch_on_dask, fn, batch, pure=False)
+        return self._connect().submit(_run_batch_on_dask, fn, batch, channel, pure=False)
 
     def _completions(self) -> Any:
         # The client's own loop: distributed.wait() would insist on a default client.
@@ -248,8 +266,17 @@ class DaskExecutor(_ClusterExecutor):
     def _result(self, future: Any) -> tuple[list, float]:
         return future.result()
 
-    def _cancel(self, futures: list) -> None:
-        self._connect().cancel(futures)
+    def _cancel(self, futures: list, force: bool = False) -> None:
+        # Dask cannot stop a task a worker thread already runs: it is let go of, not stopped.
+        self._connect().cancel(futures, force=force)
+
+    def _cancelled(self, error: BaseException) -> bool:
+        import asyncio
+        import concurrent.futures
+
+        return isinstance(error, (asyncio.CancelledError, concurrent.futures.CancelledError)) or (
+            type(error).__name__ == "FutureCancelledError"
+        )
 
     def _worker_died(self, error: BaseException) -> bool:
         return isinstance(error, _require("distributed", "dask").KilledWorker)
@@ -286,9 +313,9 @@ def _unbox(value: Any) -> Any:
     return value.value if isinstance(value, _Box) else value
 
 
-def _run_batch_on_dask(fn: Callable, batch: list[tuple]) -> tuple[list, float]:
+def _run_batch_on_dask(fn: Callable, batch: list[tuple], channel: tuple | None) -> tuple[list, float]:
     # Dask hands over the scattered value in place of its future; take it out of its box.
-    return _run_batch(fn, _resolved(batch, _unbox))
+    return run_batch_flushing(fn, _resolved(batch, _unbox), channel)
 
 
 # Ray worker side: shared values fetched once per worker process, by object id; a few steps' worth.
@@ -311,9 +338,9 @@ def _resolve(value: Any) -> Any:
     return _RESOLVED[key]
 
 
-def _run_batch_on_ray(fn: Callable, batch: list[tuple]) -> tuple[list, float]:
+def _run_batch_on_ray(fn: Callable, batch: list[tuple], channel: tuple | None) -> tuple[list, float]:
     # Ray hands over object refs nested in arguments as refs: fetch the shared values here.
-    return _run_batch(fn, _resolved(batch, _resolve))
+    return run_batch_flushing(fn, _resolved(batch, _resolve), channel)
 
 
 class _RayCompletions:
@@ -380,9 +407,9 @@ class RayExecutor(_ClusterExecutor):
     def _slots(self) -> int:
         return 2 * max(1, int(self._connect().cluster_resources().get("CPU", 1)))
 
-    def _submit(self, fn: Callable, batch: list[tuple]) -> Any:
+    def _submit(self, fn: Callable, batch: list[tuple], channel: tuple | None) -> Any:
         self._connect()
-        return self._remote.remote(fn, batch)
+        return self._remote.remote(fn, batch, channel)
 
     def _completions(self) -> Any:
         return _RayCompletions(self._connect())
@@ -390,10 +417,15 @@ class RayExecutor(_ClusterExecutor):
     def _result(self, future: Any) -> tuple[list, float]:
         return self._connect().get(future)
 
-    def _cancel(self, futures: list) -> None:
+    def _cancel(self, futures: list, force: bool = False) -> None:
+        # force=True ends the worker process running the task: Ray starts another.
         ray = self._connect()
         for future in futures:
-            ray.cancel(future)
+            ray.cancel(future, force=force)
+
+    def _cancelled(self, error: BaseException) -> bool:
+        exceptions = _require("ray.exceptions", "ray")
+        return isinstance(error, exceptions.TaskCancelledError)
 
     def _worker_died(self, error: BaseException) -> bool:
         exceptions = _require("ray.exceptions", "ray")

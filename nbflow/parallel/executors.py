@@ -12,7 +12,11 @@ Following joblib's backend seam, `Executor` has one method to implement
 Capabilities are flags: ``ships_tasks`` (tasks cross a process boundary, so
 nbflow pickles them itself and sends only the keys they read),
 ``shares_values`` (`share` sends a large value to the workers once, instead of
-with every task) and ``is_async``.
+with every task), ``flushes_early`` (its batches send what they finished through
+a `nbflow.parallel.channel.Channel` while a stalled task holds them, when given
+``channel=``), ``runs_inline`` (tasks run in the caller's own thread) and
+``is_async``. The `abort` hook stops what is running, as far as the backend can,
+when a run is cancelled or interrupted.
 """
 
 from __future__ import annotations
@@ -21,12 +25,12 @@ import asyncio
 import itertools
 import os
 import threading
-import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from nbflow.errors import UnknownExecutorError
+from nbflow.parallel.channel import run_batch_flushing
 
 __all__ = [
     "Executor",
@@ -46,6 +50,8 @@ class Executor:
     name: str = "executor"
     ships_tasks: bool = False
     shares_values: bool = False
+    flushes_early: bool = False
+    runs_inline: bool = False
     is_async: bool = False
 
     def share(self, value: Any) -> Any:
@@ -118,6 +124,13 @@ class Executor:
             stop.set()
             await asyncio.to_thread(thread.join)
 
+    def abort(self) -> None:
+        """Stop the calls still running, as far as the backend can (after a cancel or Ctrl-C).
+
+        Called from the driver while another thread may be waiting on `map_unordered`,
+        which must then end soon. The default does nothing: a thread cannot be stopped.
+        """
+
     def shutdown(self) -> None:
         """Release workers this executor started (pools, clusters). The default has none."""
 
@@ -133,9 +146,14 @@ def _until(items: Iterable[tuple], stop: threading.Event) -> Iterator[tuple]:
 
 
 class SequentialExecutor(Executor):
-    """Runs tasks one after another in the calling thread: for debugging, and a baseline."""
+    """Runs tasks one after another in the calling thread: for debugging, and a baseline.
+
+    Being in the caller's thread, a task stops for Ctrl-C and for its timeout (an
+    alarm signal in the main thread), but `cancel` takes effect between tasks only.
+    """
 
     name = "sequential"
+    runs_inline = True
 
     def map_unordered(
         self, fn: Callable, items: Iterable[tuple], *, lost: Callable | None = None
@@ -171,6 +189,7 @@ class JoblibExecutor(Executor):
         self.backend = backend
         self.max_concurrency = max_concurrency
         self.parallel_kwargs = parallel_kwargs
+        self._aborted = False
 
     def _default_concurrency(self) -> int | None:
         return None
@@ -186,42 +205,57 @@ class JoblibExecutor(Executor):
         return joblib.Parallel(backend=self.backend, n_jobs=n_jobs, return_as="generator_unordered", **kwargs)
 
     def map_unordered(
-        self, fn: Callable, items: Iterable[tuple], *, lost: Callable | None = None
+        self,
+        fn: Callable,
+        items: Iterable[tuple],
+        *,
+        lost: Callable | None = None,
+        channel: tuple | None = None,
     ) -> Iterator[Any]:
         from joblib.externals.loky.process_executor import TerminatedWorkerError
 
         sizer = _BatchSizer(self.batch_target_s)
         source = iter(items)
+        self._aborted = False
         while True:
             pending: dict[int, list[tuple]] = {}
-            results = self._dispatch(fn, _numbered(sizer.batches(source), pending))
+            results = self._dispatch(fn, _numbered(sizer.batches(source), pending), channel)
             try:
                 for batch_id, outputs, elapsed in results:
                     pending.pop(batch_id, None)
                     sizer.observe(elapsed, len(outputs))
                     yield from outputs
                 return
-            except TerminatedWorkerError:
+            except Exception as exc:
                 # A worker process died (killed, out of memory, a crash in native code). loky
                 # replaces the whole pool, so every call in flight is a suspect: run each again
                 # alone, where a death can only be its own doing. Then go on with the rest.
+                # After `abort` the deaths are ours, and nothing runs again.
+                if self._aborted:
+                    return
+                if not isinstance(exc, TerminatedWorkerError):
+                    raise
                 suspects = [args for batch in pending.values() for args in batch]
             finally:
                 _close_quietly(results)
             for args in suspects:
-                yield self._alone(fn, args, lost)
+                yield self._alone(fn, args, lost, channel)
 
-    def _dispatch(self, fn: Callable, batches: Iterator[tuple[int, list[tuple]]]) -> Iterator[Any]:
+    def _dispatch(
+        self, fn: Callable, batches: Iterator[tuple[int, list[tuple]]], channel: tuple | None = None
+    ) -> Iterator[Any]:
         import joblib
 
-        return self._parallel()(joblib.delayed(_run_batch)(fn, batch, number) for number, batch in batches)
+        return self._parallel()(
+            joblib.delayed(_run_batch)(fn, batch, number, channel) for number, batch in batches
+        )
 
-    def _alone(self, fn: Callable, args: tuple, lost: Callable | None) -> Any:
+    def _alone(self, fn: Callable, args: tuple, lost: Callable | None, channel: tuple | None = None) -> Any:
         """Run one suspect call by itself, twice at most; after a second worker death, hand it to ``lost``."""
         from joblib.externals.loky.process_executor import TerminatedWorkerError
 
         for attempt in range(2):
-            results = self._dispatch(fn, iter([(0, [args])]))
+            results = self._dispatch(fn, iter([(0, [args])]), channel)
             try:
                 return next(results)[1][0]
             except TerminatedWorkerError as exc:
@@ -264,6 +298,7 @@ class MultiProcessExecutor(JoblibExecutor):
 
     name = "processes"
     ships_tasks = True
+    flushes_early = True
     batch_target_s = 0.05
 
     def __init__(self, max_concurrency: int | None = None, **parallel_kwargs: Any):
@@ -272,16 +307,27 @@ class MultiProcessExecutor(JoblibExecutor):
     def _default_concurrency(self) -> int:
         return -1
 
+    def abort(self) -> None:
+        """End the worker processes, and with them the tasks they run; loky starts fresh ones when next asked."""
+        from joblib.externals.loky import reusable_executor
+
+        self._aborted = True
+        executor = reusable_executor._executor
+        if executor is not None:
+            # Waits for the killed workers to be reaped: none is left running when cancel() returns.
+            executor.shutdown(wait=True, kill_workers=True)
+
     def shutdown(self) -> None:
         from joblib.externals.loky import get_reusable_executor
 
         get_reusable_executor().shutdown(wait=True)
 
 
-def _run_batch(fn: Callable, batch: list[tuple], batch_id: int) -> tuple[int, list, float]:
-    started = time.perf_counter()
-    outputs = [fn(*args) for args in batch]
-    return batch_id, outputs, time.perf_counter() - started
+def _run_batch(
+    fn: Callable, batch: list[tuple], batch_id: int, channel: tuple | None = None
+) -> tuple[int, list, float]:
+    outputs, elapsed = run_batch_flushing(fn, batch, channel)
+    return batch_id, outputs, elapsed
 
 
 def _numbered(

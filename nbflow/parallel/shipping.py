@@ -30,9 +30,10 @@ from typing import Any
 
 from nbflow.core.actions import ApplicationContext
 from nbflow.core.state import State
-from nbflow.errors import RemoteTaskError, TaskPicklingError, exception_text
+from nbflow.errors import RemoteTaskError, StaleCodeError, TaskPicklingError, exception_text
 from nbflow.parallel.tasks import Outcome, RunnableGraph, SubGraphTask, run_task
 from nbflow.persistence import serde
+from nbflow.persistence.code_files import check_not_stale, loaded_versions, match_versions
 
 __all__ = ["Packer", "run_shipped"]
 
@@ -81,6 +82,9 @@ class Packer:
         share: the executor's `Executor.share`, or None to send everything with each task.
         common: the values every task may carry (the step's state and inputs); the
             large ones, and a large graph, are shared rather than sent per task.
+        timeout: the most seconds a task's attempt may run, or None.
+        code_modules: the user modules a graph's code reaches; their file versions travel
+            with it, so that workers run the code the notebook runs.
     """
 
     def __init__(
@@ -91,11 +95,15 @@ class Packer:
         backoff_s: float,
         share: Callable[[Any], Any] | None = None,
         common: Iterable[Any] = (),
+        timeout: float | None = None,
+        code_modules: Callable[[RunnableGraph], Iterable[str]] = lambda graph: (),
     ):
         self.action_name = action_name
         self.parent = parent
         self.retries = retries
         self.backoff_s = backoff_s
+        self.timeout = timeout
+        self._code_modules = code_modules
         self._graphs: dict[int, tuple[RunnableGraph, str, Any]] = {}
         self._share = share
         self._common = common
@@ -107,8 +115,12 @@ class Packer:
         known = self._graphs.get(id(graph))
         if known is not None:
             return known[1], known[2]
+        modules = self._code_modules(graph)
+        check_not_stale(modules, self.action_name)
         try:
-            blob = _dumps((graph, serde.registrations()))
+            # The module versions go outside the graph's own pickle: a worker checks them before
+            # unpickling the graph, which imports those modules.
+            blob = pickle.dumps((loaded_versions(modules), _dumps((graph, serde.registrations()))))
         except Exception as exc:
             found = _culprit({f"action {name!r}": act for name, act in graph.graph.actions.items()})
             where = found[0] if found else f"sub-graph {graph.name!r}"
@@ -165,6 +177,7 @@ class Packer:
             self.parent,
             self.retries,
             self.backoff_s,
+            self.timeout,
         )
         try:
             blob = _dumps(payload)
@@ -191,16 +204,23 @@ def run_shipped(
     """Run a packed task in a worker; return its index and its pickled `Outcome` with only the changed keys."""
     graph = _GRAPH_CACHE.get(digest)
     if graph is None:
-        graph, registrations = pickle.loads(graph_blob)
+        versions, inner = pickle.loads(graph_blob)
+        try:
+            match_versions(versions)
+        except StaleCodeError as exc:
+            return index, _dumps(Outcome(index, None, 0, 0.0, exc))
+        graph, registrations = pickle.loads(inner)
+        # Modules the graph imported just now came from the files as they are: note those versions.
+        loaded_versions(versions)
         serde.install(registrations)
         _GRAPH_CACHE[digest] = graph
         while len(_GRAPH_CACHE) > _GRAPH_CACHE_SIZE:
             _GRAPH_CACHE.popitem(last=False)
-    shipped, inputs, app_id, index, parent, retries, backoff_s = pickle.loads(task_blob)
+    shipped, inputs, app_id, index, parent, retries, backoff_s, timeout = pickle.loads(task_blob)
     if shared:
         shipped, inputs = _restore(shipped, shared), _restore(inputs, shared)
     start = State(shipped)
-    outcome = run_task(graph, start, inputs, app_id, index, parent, retries, backoff_s)
+    outcome = run_task(graph, start, inputs, app_id, index, parent, retries, backoff_s, None, timeout)
     if outcome.state is not None:
         final = outcome.state
         changed = {k: v for k, v in final._raw().items() if start.get(k, _ABSENT) is not v}

@@ -14,13 +14,15 @@ attempts it took, and the exception if it failed.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import hashlib
 import reprlib
+import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +31,7 @@ from nbflow.core.application import Application
 from nbflow.core.graph import Graph
 from nbflow.core.persistence import PersistHook, resume_point
 from nbflow.core.state import State
-from nbflow.errors import GraphError
+from nbflow.errors import GraphError, HookContractError, TaskTimeoutError
 from nbflow.persistence.fingerprint import DigestMemo
 
 __all__ = ["RunnableGraph", "SubGraphTask", "TaskInfo", "TaskState", "as_runnable", "task_app_id"]
@@ -169,7 +171,7 @@ def as_runnable(obj: Any, where: str) -> RunnableGraph:
         else f"a {type(obj).__name__}"
     )
     msg = f"{where} must give an Action, an @action function or a RunnableGraph; it gave {kind}."
-    raise TypeError(msg)
+    raise HookContractError(msg)
 
 
 def _snake(name: str) -> str:
@@ -214,7 +216,7 @@ class SubGraphTask:
         if not isinstance(self.state, State):
             if not isinstance(self.state, Mapping):
                 msg = f"SubGraphTask(state=...) takes a State; got {type(self.state).__name__}."
-                raise TypeError(msg)
+                raise HookContractError(msg)
             self.state = State(self.state)
         self.inputs = dict(self.inputs or {})
 
@@ -322,7 +324,7 @@ def _task_app(
     )
 
 
-def run_task(
+def _attempts(
     graph: RunnableGraph,
     state: State,
     inputs: Mapping[str, Any],
@@ -332,12 +334,13 @@ def run_task(
     retries: int = 0,
     backoff_s: float = 0.0,
     cancel: threading.Event | None = None,
-) -> Outcome:
-    """Run one task to its halt point, retrying failures with exponential backoff.
+    timeout: float | None = None,
+) -> Generator[tuple[str, Any], Any, Outcome]:
+    """The life of one task, written once for both drivers: it yields what to do, they do it.
 
-    With a persister cascaded from the parent, a task an earlier run finished is
-    loaded instead of run (``resumed=True``), and one it left half-way goes on
-    from its last saved step.
+    It yields ``("run", app)`` (run the sub-application to its halt point, send back its
+    final state or throw in what it raised) and ``("sleep", seconds)`` between retries,
+    and returns the `Outcome`.
     """
     if cancel is not None and cancel.is_set():
         return Outcome(index, None, 0, 0.0, cancelled=True)
@@ -349,20 +352,60 @@ def run_task(
             return Outcome(index, app, attempt, time.perf_counter() - started, resumed=True)
         attempt += 1
         try:
-            if graph.is_async:
-                final = _run_coroutine(app.arun(halt_after=graph.halt_after, inputs=inputs))[2]
-            else:
-                final = app.run(halt_after=graph.halt_after, inputs=inputs)[2]
+            final = yield ("run", app)
             return Outcome(index, final, attempt, time.perf_counter() - started)
         except BaseException as exc:
             if isinstance(exc, _STOPS):
                 raise
+            elapsed = time.perf_counter() - started
+            if isinstance(exc, _Overtime):
+                error, trace = TaskTimeoutError(exc.message(timeout)), None
+            else:
+                error, trace = exc, traceback.format_exc()
             if attempt <= retries and not (cancel is not None and cancel.is_set()):
-                time.sleep(backoff_s * 2 ** (attempt - 1))
+                yield ("sleep", backoff_s * 2 ** (attempt - 1))
                 continue
-            return Outcome(
-                index, app.state, attempt, time.perf_counter() - started, exc, traceback.format_exc()
+            return Outcome(index, app.state, attempt, elapsed, error, trace)
+
+
+def run_task(
+    graph: RunnableGraph,
+    state: State,
+    inputs: Mapping[str, Any],
+    app_id: str,
+    index: int,
+    parent: ApplicationContext | None,
+    retries: int = 0,
+    backoff_s: float = 0.0,
+    cancel: threading.Event | None = None,
+    timeout: float | None = None,
+) -> Outcome:
+    """Run one task to its halt point, retrying failures with exponential backoff.
+
+    With a persister cascaded from the parent, a task an earlier run finished is
+    loaded instead of run (``resumed=True``), and one it left half-way goes on
+    from its last saved step. With ``timeout``, an attempt that runs longer fails
+    with `TaskTimeoutError` (see `_within` for how it is stopped).
+    """
+    machine = _attempts(graph, state, inputs, app_id, index, parent, retries, backoff_s, cancel, timeout)
+
+    def run(app: Application) -> State:
+        if graph.is_async:
+            return _within(
+                timeout, lambda: _run_coroutine(app.arun(halt_after=graph.halt_after, inputs=inputs))[2]
             )
+        return _within(timeout, lambda: app.run(halt_after=graph.halt_after, inputs=inputs)[2])
+
+    request = _advance(machine, None, None)
+    while not isinstance(request, Outcome):
+        kind, arg = request
+        try:
+            value = run(arg) if kind == "run" else time.sleep(arg)
+        except BaseException as exc:
+            request = _advance(machine, None, exc)
+        else:
+            request = _advance(machine, value, None)
+    return request
 
 
 async def arun_task(
@@ -375,27 +418,141 @@ async def arun_task(
     retries: int = 0,
     backoff_s: float = 0.0,
     cancel: threading.Event | None = None,
+    timeout: float | None = None,
 ) -> Outcome:
     """`run_task` on an event loop: awaits the sub-application and sleeps without blocking."""
-    started = time.perf_counter()
-    attempt = 0
-    while True:
-        app = _task_app(graph, state, app_id, parent)
-        if isinstance(app, State):
-            return Outcome(index, app, attempt, time.perf_counter() - started, resumed=True)
-        attempt += 1
+    machine = _attempts(graph, state, inputs, app_id, index, parent, retries, backoff_s, cancel, timeout)
+
+    async def run(app: Application) -> State:
+        # A synchronous graph runs on a thread: inline it would block the loop, and with it every
+        # other task, a deadline, and a notebook's own loop.
+        work = (
+            app.arun(halt_after=graph.halt_after, inputs=inputs)
+            if graph.is_async
+            else _on_daemon_thread(functools.partial(app.run, halt_after=graph.halt_after, inputs=inputs))
+        )
+        if timeout is None:
+            return (await work)[2]
         try:
-            final = (await app.arun(halt_after=graph.halt_after, inputs=inputs))[2]
-            return Outcome(index, final, attempt, time.perf_counter() - started)
+            return (await asyncio.wait_for(work, timeout))[2]
+        except asyncio.TimeoutError:
+            raise _Overtime(abandoned=not graph.is_async) from None
+
+    request = _advance(machine, None, None)
+    while not isinstance(request, Outcome):
+        kind, arg = request
+        try:
+            value = await run(arg) if kind == "run" else await asyncio.sleep(arg)
         except BaseException as exc:
-            if isinstance(exc, _STOPS):
-                raise
-            if attempt <= retries and not (cancel is not None and cancel.is_set()):
-                await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
-                continue
-            return Outcome(
-                index, app.state, attempt, time.perf_counter() - started, exc, traceback.format_exc()
-            )
+            request = _advance(machine, None, exc)
+        else:
+            request = _advance(machine, value, None)
+    return request
+
+
+def _on_daemon_thread(call: Callable[[], Any]) -> asyncio.Future:
+    """``call()`` on a thread of its own, as a future of the running loop.
+
+    Not ``asyncio.to_thread``: its pool's threads are joined when the loop and the
+    interpreter shut down, so one abandoned past its timeout would hold both.
+    """
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if not future.done():
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(value)
+
+    def target() -> None:
+        try:
+            value, error = context.run(call), None
+        except BaseException as exc:
+            value, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, value, error)
+        except RuntimeError:
+            pass  # the loop is gone: nobody waits for this task any more
+
+    threading.Thread(target=target, name="nbflow-task", daemon=True).start()
+    return future
+
+
+def _advance(machine: Generator, value: Any, error: BaseException | None) -> Any:
+    """Send ``value`` (or throw ``error``) into ``machine``: its next request, or its Outcome."""
+    try:
+        if error is not None:
+            return machine.throw(error)
+        return machine.send(value)
+    except StopIteration as stop:
+        return stop.value
+
+
+class _Overtime(BaseException):
+    """Raised into a task that ran past its timeout.
+
+    Not an ``Exception``, so that the task's own ``except Exception`` cannot swallow it.
+    """
+
+    def __init__(self, abandoned: bool = False) -> None:
+        super().__init__()
+        self.abandoned = abandoned
+
+    def message(self, timeout: float | None) -> str:
+        how = (
+            "; it was abandoned on its thread, which Python cannot stop, and may still be running"
+            if self.abandoned
+            else ""
+        )
+        return f"ran past its timeout of {timeout:g} s{how}"
+
+
+def _within(timeout: float | None, call: Callable[[], Any]) -> Any:
+    """``call()``, stopped by `_Overtime` after ``timeout`` seconds.
+
+    In a process's main thread (a worker process, the sequential executor) an alarm
+    signal raises it inside the task, which stops it. Elsewhere the task runs on a
+    thread of its own and is abandoned at the deadline: Python cannot stop a thread.
+    """
+    if timeout is None:
+        return call()
+    if (
+        threading.current_thread() is threading.main_thread()
+        and hasattr(signal, "setitimer")
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
+    ):
+
+        def overtime(signum: int, frame: Any) -> None:
+            raise _Overtime()
+
+        previous = signal.signal(signal.SIGALRM, overtime)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            return call()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    box: dict[str, Any] = {}
+    done = threading.Event()
+    context = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            box["value"] = context.run(call)
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="nbflow-task", daemon=True).start()
+    if not done.wait(timeout):
+        raise _Overtime(abandoned=True)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 # What a task raises to stop the run rather than to fail: Ctrl-C, and cancellation on a loop.

@@ -66,6 +66,7 @@ from nbflow.sweeps.results import run_column
 __all__ = ["NbflowAccessor", "load_results", "sidecar_path", "SUPPORTED_EXTENSIONS"]
 
 _DONE = ("ok", "cached")
+_FAILED = ("error", "timeout")
 
 
 @pd.api.extensions.register_dataframe_accessor("nbflow")
@@ -176,7 +177,7 @@ class NbflowAccessor:
         return rows.iloc[ranked.idxmax() if mode == "max" else ranked.idxmin()]
 
     def failed(self) -> pd.DataFrame:
-        """The rows whose status is ``error`` (an empty frame with the same columns if none).
+        """The rows that failed: status ``error`` or ``timeout`` (an empty frame with the same columns if none).
 
         Raises:
             ResultsError: the frame has no ``status`` column.
@@ -188,7 +189,7 @@ class NbflowAccessor:
             >>> df.nbflow.failed()["error"].tolist()
             ['ValueError: x=2']
         """
-        return self._df[self._status("failed") == "error"]
+        return self._df[self._status("failed").isin(_FAILED)]
 
     def ok(self) -> pd.DataFrame:
         """The rows whose status is ``ok`` or ``cached``.

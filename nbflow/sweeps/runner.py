@@ -24,13 +24,13 @@ from typing import Any
 from nbflow.core.actions import Action, ApplicationContext
 from nbflow.core.builder import ApplicationBuilder
 from nbflow.core.state import State
-from nbflow.errors import SweepError, TasksCancelled, summarize_exception
+from nbflow.errors import Interrupted, SweepError, TasksCancelled, TaskTimeoutError, summarize_exception
 from nbflow.parallel.map import TaskBasedParallelAction, task_failed
 from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_runnable
 from nbflow.persistence.logs import TaskLogs
 from nbflow.sweeps.grids import Grid, grid, zipped
 from nbflow.sweeps.live import LiveTable, in_notebook, make_progress
-from nbflow.sweeps.results import ResultTable, run_column
+from nbflow.sweeps.results import RUN_FIELDS, ResultTable, run_column, table_rows
 
 __all__ = ["Sweep", "sweep"]
 
@@ -96,6 +96,10 @@ class _SweepRun:
     executor: str | None = None
     executor_config: str | None = None
     code_hash: Callable[[], str] | None = None
+    # How it stopped early, if it did: "interrupted" (Ctrl-C) or "cancelled" (cancel()).
+    stopped: str | None = None
+    never_ran: int = 0
+    control: Any = None  # the map's StepRun: whether it was cancelled or interrupted
     final: Any = None
     provenance: dict | None = None
 
@@ -120,7 +124,12 @@ class Sweep(TaskBasedParallelAction):
             ``"async"``, ``"dask"``, ``"ray"``, ``"sequential"``) or an executor.
         on_error: ``"record"`` (a failed point becomes an ``error`` row and the
             sweep goes on) or ``"raise"``.
-        retries: how often to retry a failing point first.
+        retries: how often to retry a failing point first (a timed-out one too).
+        timeout: the most seconds a point may run; one that runs longer becomes a
+            ``timeout`` row and the sweep goes on. On processes, Ray and sequential it
+            is stopped; on threads, async and Dask (whose workers run points on
+            threads) it is abandoned and may run on in the background: Python cannot
+            stop a thread.
         cache: skip points computed before (True, a directory, a persister, or a `ResultCache`).
         progress: True for a tqdm.auto bar, False for none, or a tqdm-like class.
         live: in Jupyter, redraw the table of results so far while it runs.
@@ -137,6 +146,8 @@ class Sweep(TaskBasedParallelAction):
 
     # Failed points reach reduce whatever on_error says: each one is a row first.
     _reduce_sees_failures = True
+    # The table keeps every row: the map need not keep the sub-states too.
+    _keep_finished = False
 
     def __init__(
         self,
@@ -147,6 +158,7 @@ class Sweep(TaskBasedParallelAction):
         on_error: str = "record",
         retries: int = 0,
         retry_backoff_s: float = 0.1,
+        timeout: float | None = None,
         cache: Any = None,
         progress: Any = True,
         live: bool = True,
@@ -157,6 +169,7 @@ class Sweep(TaskBasedParallelAction):
             on_error=on_error,
             retries=retries,
             retry_backoff_s=retry_backoff_s,
+            timeout=timeout,
             executor=executor,
             cache=cache,
         )
@@ -175,9 +188,12 @@ class Sweep(TaskBasedParallelAction):
     # -- the public face ----------------------------------------------------------------------
 
     def run(self) -> Any:  # type: ignore[override]
-        """Run every point and return the DataFrame (partial, with ``cancelled`` rows, if interrupted).
+        """Run every point and return the DataFrame; after ``cancel()``, the partial one.
 
         Raises:
+            Interrupted: Ctrl-C or the notebook's Stop (a ``KeyboardInterrupt``); its
+                ``.results``, like ``sweep.results``, is the partial frame: the finished
+                rows as they are and the rest ``cancelled``.
             TaskFailed: a point failed with ``on_error="raise"``; ``sweep.results``
                 still holds the finished rows and the failed one.
         """
@@ -186,6 +202,15 @@ class Sweep(TaskBasedParallelAction):
             return app.run()[2][self.output]
         except TasksCancelled:
             return self.results
+        except Interrupted as exc:
+            frame = self.results
+            run = self._latest.run
+            done = len(frame) - (run.never_ran if run else 0)
+            counts = _summary_counts(run.table) if run else ""
+            msg = f"Sweep {self.name!r} was interrupted after {done} of {len(frame)} points ({counts}); {run.never_ran if run else len(frame)} of {len(frame)} points never ran. The partial results are in exc.results and sweep.results; run again with cache= to compute only the rest."
+            raise Interrupted(
+                msg, partial_state=exc.partial_state, finished=exc.finished, results=frame
+            ) from None
 
     @property
     def results(self) -> Any:
@@ -199,17 +224,15 @@ class Sweep(TaskBasedParallelAction):
         return self._frame(run)
 
     def rerun_failed(self) -> Any:
-        """Run again only the points whose last result was ``error`` or ``cancelled``.
+        """Run again only the points whose last result was ``error``, ``timeout`` or ``cancelled``.
 
         Returns:
             The whole DataFrame, with those rows replaced by the new results
             (``sweep.results`` shows it too).
         """
-        import pandas as pd
-
         before = self.results
         status, task_id = run_column(before, "status"), run_column(before, "task_id")
-        redo = [int(i) for i in before.loc[before[status].isin(["error", "cancelled"]), task_id]]
+        redo = [int(i) for i in before.loc[before[status].isin(["error", "timeout", "cancelled"]), task_id]]
         if not redo:
             return before
         subset = zipped(**{axis: [self.grid[i][axis] for i in redo] for axis in self.grid.axes})
@@ -220,21 +243,35 @@ class Sweep(TaskBasedParallelAction):
             on_error=self.on_error,
             retries=self.retries,
             retry_backoff_s=self.retry_backoff_s,
+            timeout=self.timeout,
             cache=self.cache,
             progress=self.progress,
             live=self.live,
             name=self.name,
         ).run()
-        again_id = run_column(again, "task_id")
-        again[again_id] = [redo[i] for i in again[again_id]]
-        kept = before[~before[task_id].isin(redo)]
-        merged = pd.concat([kept, again.rename(columns={again_id: task_id})], ignore_index=True)
-        merged = merged.sort_values(task_id, kind="stable", ignore_index=True)
-        for name, dtype in merged.dtypes.items():
-            # The rule of a sweep's frame: nullable Int64/boolean only where a value is missing.
-            if str(dtype) in ("Int64", "boolean") and not merged[name].isna().any():
-                merged[name] = merged[name].astype("int64" if str(dtype) == "Int64" else "bool")
-        merged.attrs["nbflow"] = {**before.attrs.get("nbflow", {}), "reran": len(redo)}
+        # Rebuilt row by row through a table, not concatenated: the new rows may bring outputs the
+        # old ones lacked (or lack theirs), and the column names and dtypes must follow the rules
+        # for the whole frame.
+        fresh = {redo[row["task_id"]]: row for row in table_rows(again, self.grid.axes)}
+        table = ResultTable(self.grid.axes)
+        logs = TaskLogs()
+        old_logs = before.attrs.get("nbflow", {}).get("logs") or TaskLogs()
+        new_logs = again.attrs.get("nbflow", {}).get("logs") or TaskLogs()
+        for row in table_rows(before, self.grid.axes):
+            index = row["task_id"]
+            if index in fresh:
+                logs.add(index, new_logs.text(redo.index(index)))
+                row = {**fresh[index], "task_id": index}
+            else:
+                logs.add(index, old_logs.text(index))
+            table.add(row["params"], row["outputs"], **{f: row[f] for f in RUN_FIELDS})
+        merged = table.frame()
+        merged.attrs["nbflow"] = {
+            **before.attrs.get("nbflow", {}),
+            "columns": merged.attrs["nbflow"]["columns"],
+            "logs": logs,
+            "reran": len(redo),
+        }
         self._latest.rerun = merged
         return merged
 
@@ -260,6 +297,7 @@ class Sweep(TaskBasedParallelAction):
             executor=run.executor.name,
             executor_config=repr(run.executor),
             code_hash=functools.partial(run.code_key, self.graph),
+            control=run,
         )
         self._latest.rerun = None
 
@@ -285,14 +323,23 @@ class Sweep(TaskBasedParallelAction):
                 if sub.task.error is not None and self.on_error == "raise":
                     failed = sub
                     break
+        except KeyboardInterrupt:
+            run.stopped = "interrupted"
+            raise
         finally:
             if bar is not None:
                 bar.set_postfix(_counts(table), refresh=False)
                 bar.close()
+            control = run.control
+            if (
+                run.stopped is None
+                and control is not None
+                and (control.interrupted or control.cancel_requested)
+            ):
+                run.stopped = "interrupted" if control.interrupted else "cancelled"
             self._close(run)
             if live is not None:
-                counts = ", ".join(f"{n} {k}" for k, n in table.counts.items() if n)
-                live.close(f"{self.name}: {counts or 'no points'}")
+                live.close(self._summary(run))
         partial = state.update(**{self.output: self._frame(run)})
         if failed is not None:
             task = failed.task
@@ -307,11 +354,21 @@ class Sweep(TaskBasedParallelAction):
             )
         return partial
 
+    def _summary(self, run: _SweepRun) -> str:
+        """The line a live view ends with: ``train: 44 ok, 2 error``, saying so when it stopped early."""
+        counts = _summary_counts(run.table) or "no points"
+        if run.stopped is None:
+            return f"{self.name}: {counts}"
+        return f"{self.name}: {run.stopped}: {counts}; {run.never_ran} of {len(self.grid)} points never ran"
+
     def _add(self, run: _SweepRun, sub: TaskState) -> None:
         task = sub.task
         run.finished.add(task.index)
         point = self.grid[task.index]
-        if task.error is not None:
+        if isinstance(task.error, TaskTimeoutError):
+            status = "timeout"
+            run.logs.add(task.index, summarize_exception(task.error))
+        elif task.error is not None:
             status = "error"
             run.logs.add(task.index, task.traceback or summarize_exception(task.error))
         elif task.cached:
@@ -333,6 +390,7 @@ class Sweep(TaskBasedParallelAction):
         for index in range(len(self.grid)):
             if index not in run.finished:
                 run.table.add(self.grid[index], {}, status="cancelled", task_id=index)
+                run.never_ran += 1
         run.ended = dt.datetime.now(dt.timezone.utc)
         run.running = False
 
@@ -375,7 +433,14 @@ def _describe(point: dict) -> str:
 
 
 def _counts(table: ResultTable) -> dict[str, int]:
-    return {"ok": table.counts["ok"], "error": table.counts["error"], "cached": table.counts["cached"]}
+    counts = {"ok": table.counts["ok"], "error": table.counts["error"], "cached": table.counts["cached"]}
+    if table.counts["timeout"]:
+        counts["timeout"] = table.counts["timeout"]
+    return counts
+
+
+def _summary_counts(table: ResultTable) -> str:
+    return ", ".join(f"{n} {k}" for k, n in table.counts.items() if n and k != "cancelled")
 
 
 class _Finished:

@@ -519,3 +519,80 @@ def test_cluster_executor_max_concurrency_is_checked():
         DaskExecutor(max_concurrency=0)
     with pytest.raises(ValueError, match=r"RayExecutor\(max_concurrency=...\) takes a positive int"):
         RayExecutor(max_concurrency="2")
+
+
+# -- stop means stop, on a cluster -------------------------------------------------------------
+
+
+def hang_until_released(x, release):
+    """Points from 3 on wait for the file ``release`` (a cluster worker shares no event with the test)."""
+    if x >= 3:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return {"y": x * 10}
+
+
+class _CancelAfter:
+    """A progress stand-in that calls ``cancel`` from another thread once ``after`` points finished."""
+
+    def __init__(self, after, cancel):
+        self.after, self.cancel, self.thread, self.n = after, cancel, None, 0
+
+    def __call__(self, total, desc, unit):
+        return self
+
+    def update(self, n):
+        self.n += n
+        if self.n == self.after and self.thread is None:
+            import threading
+
+            self.thread = threading.Thread(target=self.cancel)
+            self.thread.start()
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("executor_named", CLUSTERS, indirect=True)
+def test_cluster_timeout_makes_a_hung_point_a_timeout_row(executor_named, tmp_path):
+    """timeout=2 on a cluster: the two hung points are timeout rows, the three others ok."""
+    import functools
+
+    release = tmp_path / "release"
+    try:
+        target = functools.partial(hang_until_released, release=str(release))
+        df = Sweep(target, grid(x=range(5)), executor=executor_named, timeout=2, progress=False).run()
+    finally:
+        release.touch()
+    assert df["status"].tolist() == ["ok", "ok", "ok", "timeout", "timeout"]
+    assert df["y"].tolist()[:3] == [0, 10, 20]
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("executor_named", CLUSTERS, indirect=True)
+def test_cluster_cancel_returns_promptly_with_hung_points(executor_named, tmp_path):
+    """cancel() once the 3 quick points finished: run() returns within seconds, 3 ok and 2 cancelled."""
+    import functools
+
+    release = tmp_path / "release"
+    s = Sweep(
+        functools.partial(hang_until_released, release=str(release)),
+        grid(x=range(5)),
+        executor=executor_named,
+        progress=None,
+    )
+    s.progress = _CancelAfter(3, s.cancel)
+    started = time.monotonic()
+    try:
+        df = s.run()
+    finally:
+        release.touch()
+        if s.progress.thread is not None:
+            s.progress.thread.join()
+    assert time.monotonic() - started < 30
+    assert df["status"].tolist() == ["ok", "ok", "ok", "cancelled", "cancelled"]

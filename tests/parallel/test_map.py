@@ -12,6 +12,7 @@ from nbflow import (
     ActionReturnTypeError,
     ApplicationBuilder,
     GraphBuilder,
+    Interrupted,
     MapStates,
     RunnableGraph,
     State,
@@ -249,8 +250,8 @@ def test_map_cancel_drops_unstarted_tasks_and_keeps_the_finished(shutdown_proces
     assert len(info.value.partial_state["results"]) == info.value.finished
 
 
-def test_map_keyboard_interrupt_returns_partial_results():
-    """Ctrl-C while waiting for results raises TasksCancelled carrying the finished work."""
+def test_map_keyboard_interrupt_is_a_keyboard_interrupt_carrying_the_finished_work():
+    """Ctrl-C while reduce runs raises Interrupted, a KeyboardInterrupt, counting the finished work."""
 
     @action(reads=["x"], writes=["y"])
     def slowish(state):
@@ -267,8 +268,9 @@ def test_map_keyboard_interrupt_returns_partial_results():
                     _thread.interrupt_main()
             return state.update(results=got)
 
-    with pytest.raises(TasksCancelled) as info:
+    with pytest.raises(Interrupted) as info:
         _app(InterruptAfterThree(slowish), "threads", n=300).run()
+    assert isinstance(info.value, KeyboardInterrupt)
     assert "Ctrl-C" in str(info.value)
     assert info.value.finished >= 3
 

@@ -25,7 +25,7 @@ import pytest
 import nbflow.sweeps.export  # noqa: F401 (registers df.nbflow)
 from nbflow import MultiProcessExecutor, SQLitePersister, Sweep, grid
 from nbflow.core.state import State
-from nbflow.errors import PersistenceError
+from nbflow.errors import Interrupted, PersistenceError
 from nbflow.sweeps.export import load_results
 
 LOG_ENV = "NBFLOW_TEST_STORAGE_LOG"
@@ -96,15 +96,17 @@ def _check_rerun(again: pd.DataFrame, n: int, ok: set[int], cancelled: set[int],
 # -- Fault 2: Ctrl-C half-way through a sweep --------------------------------------------------------
 
 
-def test_sweep_interrupted_on_threads_returns_partial_frame_and_reruns_only_the_rest(tmp_path, monkeypatch):
-    """Ctrl-C at the 10th of 20 points on threads: ok + cancelled rows = 20; a cached re-run computes only cancelled points, each once."""
+def test_sweep_interrupted_on_threads_keeps_the_partial_frame_and_reruns_only_the_rest(tmp_path, monkeypatch):
+    """Ctrl-C at the 10th of 20 points on threads: exc.results has ok + cancelled rows = 20; a cached re-run computes only cancelled points, each once."""
     n = 20
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     monkeypatch.setenv(LOG_ENV, str(first_log))
     monkeypatch.setenv(INTERRUPT_ENV, str(n // 2))
-    df = Sweep(
-        logged_square, grid(x=range(n)), executor="threads", cache=tmp_path / "cache", progress=False
-    ).run()
+    with pytest.raises(Interrupted) as info:
+        Sweep(
+            logged_square, grid(x=range(n)), executor="threads", cache=tmp_path / "cache", progress=False
+        ).run()
+    df = info.value.results
     ok, cancelled = _check_partial_frame(df, n)
     ran_first = _logged(first_log)
     assert len(ran_first) >= n // 2 and len(set(ran_first)) == len(ran_first)
@@ -118,7 +120,7 @@ def test_sweep_interrupted_on_threads_returns_partial_frame_and_reruns_only_the_
     _check_rerun(again, n, ok, cancelled, _logged(second_log))
 
 
-def test_sweep_interrupted_on_processes_returns_partial_frame_and_reruns_only_the_rest(
+def test_sweep_interrupted_on_processes_keeps_the_partial_frame_and_reruns_only_the_rest(
     tmp_path, monkeypatch, shutdown_processes
 ):
     """Ctrl-C once 20 of 40 points ran on processes: ok + cancelled = 40, no loky worker left, a cached re-run computes only cancelled points, each once."""
@@ -139,11 +141,17 @@ def test_sweep_interrupted_on_processes_returns_partial_frame_and_reruns_only_th
     watcher = threading.Thread(target=press_ctrl_c_at_half, name="press-ctrl-c")
     watcher.start()
     try:
-        df = Sweep(
-            logged_square, grid(x=range(n)), executor="processes", cache=tmp_path / "cache", progress=False
-        ).run()
+        with pytest.raises(Interrupted) as info:
+            Sweep(
+                logged_square,
+                grid(x=range(n)),
+                executor="processes",
+                cache=tmp_path / "cache",
+                progress=False,
+            ).run()
     finally:
         watcher.join()
+    df = info.value.results
     assert pressed.is_set()
     ok, cancelled = _check_partial_frame(df, n)
     assert ok <= set(_logged(log)) and cancelled

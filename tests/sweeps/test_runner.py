@@ -8,6 +8,7 @@ import pytest
 from nbflow import (
     ApplicationBuilder,
     GraphBuilder,
+    Interrupted,
     ResultTable,
     RunnableGraph,
     State,
@@ -198,8 +199,8 @@ def test_sweep_cancel_returns_partial_results_with_cancelled_rows():
     assert (df["status"] == "ok").sum() == 6
 
 
-def test_sweep_keyboard_interrupt_returns_partial_results():
-    """Ctrl-C in the middle returns the partial DataFrame instead of losing it."""
+def test_sweep_keyboard_interrupt_raises_with_the_partial_results():
+    """Ctrl-C in the middle raises Interrupted, whose .results is the partial DataFrame, nothing lost."""
     import _thread
 
     def slow(x):
@@ -208,7 +209,9 @@ def test_sweep_keyboard_interrupt_returns_partial_results():
         time.sleep(0.005)
         return x
 
-    df = Sweep(slow, grid(x=range(100)), executor="sequential", progress=False).run()
+    with pytest.raises(Interrupted) as info:
+        Sweep(slow, grid(x=range(100)), executor="sequential", progress=False).run()
+    df = info.value.results
     assert len(df) == 100 and "cancelled" in set(df["status"]) and (df["status"] == "ok").sum() >= 3
 
 

@@ -1,0 +1,247 @@
+"""A channel from worker processes to the driver, for what they have to say while a batch runs.
+
+Tasks sent to worker processes travel in batches, and a batch returns only when its
+last task ends. A batch holding one hung task would hold back every task before it
+that had finished; cancelled, they would be reported ``cancelled`` although they ran.
+So while a batch runs in a worker, what its tasks finished is sent to the driver
+every `FLUSH_S` seconds through this channel, and the batch returns only the rest.
+A batch that ends quickly (the usual case) sends nothing here.
+
+The channel is a Unix socket in a private temporary folder (0700), and a worker must
+present a random token before anything it sends is read. A worker that cannot reach
+the channel (another machine of a cluster) keeps everything for its batch's return.
+
+Each worker also watches its parent process: if the driver dies, the worker exits
+rather than going on with a task nobody will collect.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import secrets
+import selectors
+import shutil
+import socket
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Channel", "FLUSH_S", "run_batch_flushing"]
+
+FLUSH_S = 0.2
+_LENGTH = struct.Struct("!I")
+
+
+class Channel:
+    """The driver's end: a listening Unix socket whose messages go to ``deliver``.
+
+    Args:
+        deliver: called (from the channel's thread) with each message's unpickled payload.
+    """
+
+    def __init__(self, deliver: Callable[[Any], None]) -> None:
+        self._deliver = deliver
+        self._dir = tempfile.mkdtemp(prefix="nbflow-channel-")
+        self.address = os.path.join(self._dir, "s")
+        self.token = secrets.token_bytes(16)
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(self.address)
+        self._server.listen(64)
+        self._server.setblocking(False)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._thread = threading.Thread(target=self._serve, name="nbflow-channel", daemon=True)
+        self._thread.start()
+
+    @property
+    def spec(self) -> tuple[str, bytes, int]:
+        """What a worker needs to reach the channel: its address, its token, and the driver's pid."""
+        return self.address, self.token, os.getpid()
+
+    def _serve(self) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self._server, selectors.EVENT_READ, "accept")
+        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        buffers: dict[socket.socket, list] = {}  # conn -> [bytearray, authenticated]
+        try:
+            while True:
+                for key, _ in sel.select():
+                    if key.data == "wake":
+                        return
+                    if key.data == "accept":
+                        try:
+                            conn, _ = self._server.accept()
+                        except OSError:
+                            continue
+                        conn.setblocking(False)
+                        buffers[conn] = [bytearray(), False]
+                        sel.register(conn, selectors.EVENT_READ, "conn")
+                        continue
+                    conn = key.fileobj
+                    try:
+                        chunk = conn.recv(1 << 16)
+                    except OSError:
+                        chunk = b""
+                    if not chunk or not self._read(buffers[conn], chunk):
+                        sel.unregister(conn)
+                        conn.close()
+                        del buffers[conn]
+        finally:
+            for conn in buffers:
+                conn.close()
+            sel.close()
+
+    def _read(self, state: list, chunk: bytes) -> bool:
+        """Take in ``chunk``; deliver each whole frame. False to drop the connection."""
+        buffer = state[0]
+        buffer += chunk
+        while len(buffer) >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(buffer)
+            if len(buffer) < _LENGTH.size + size:
+                break
+            frame = bytes(buffer[_LENGTH.size : _LENGTH.size + size])
+            del buffer[: _LENGTH.size + size]
+            if not state[1]:
+                # Nothing is unpickled before the token: only our own workers hold it.
+                if not secrets.compare_digest(frame, self.token):
+                    return False
+                state[1] = True
+                continue
+            self._deliver(pickle.loads(frame))
+        return True
+
+    def close(self) -> None:
+        """Stop listening and remove the socket; messages already read were delivered."""
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        self._thread.join()
+        for s in (self._server, self._wake_r, self._wake_w):
+            s.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+# -- the worker's end ---------------------------------------------------------------------------
+
+
+class _Outbox:
+    """One worker's connection to one channel, opened on first use."""
+
+    def __init__(self, address: str, token: bytes) -> None:
+        self.address, self.token = address, token
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self.broken = False
+
+    def send(self, payload: Any) -> bool:
+        """Send ``payload``; False if the channel cannot be reached (the caller keeps it)."""
+        if self.broken:
+            return False
+        data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            try:
+                if self._sock is None:
+                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    self._sock = sock
+                    sock.connect(self.address)
+                    sock.sendall(_LENGTH.pack(len(self.token)) + self.token)
+                self._sock.sendall(_LENGTH.pack(len(data)) + data)
+                return True
+            except OSError:
+                self.close()
+                return False
+
+    def close(self) -> None:
+        self.broken = True
+        if self._sock is not None:
+            self._sock.close()
+
+
+# A worker keeps its connections to the channels of the last few runs; older ones are closed.
+_OUTBOXES_KEPT = 8
+
+
+_OUTBOXES: dict[str, _Outbox] = {}
+_ACTIVE: set[_Batch] = set()
+_LOCK = threading.Lock()
+_WATCHER: list[threading.Thread] = []
+
+
+class _Batch:
+    """A batch running in this worker: what its tasks returned, and how much was sent already."""
+
+    __slots__ = ("outbox", "outputs", "sent", "started")
+
+    def __init__(self, outbox: _Outbox) -> None:
+        self.outbox = outbox
+        self.outputs: list = []
+        self.sent = 0
+        self.started = time.monotonic()
+
+
+def _watch(parent: int) -> None:
+    """Every FLUSH_S: send what stalled batches finished, and exit if the driver is gone."""
+    while True:
+        time.sleep(FLUSH_S)
+        if os.getppid() != parent:
+            # The driver died (this process was re-parented): nobody will collect what runs here.
+            os._exit(1)
+        now = time.monotonic()
+        with _LOCK:
+            batches = [b for b in _ACTIVE if now - b.started >= FLUSH_S and len(b.outputs) > b.sent]
+            for batch in batches:
+                ready = batch.outputs[batch.sent :]
+                if batch.outbox.send(ready):
+                    batch.sent += len(ready)
+
+
+def _start_watcher() -> None:
+    with _LOCK:
+        if _WATCHER and _WATCHER[0].is_alive():
+            return
+        thread = threading.Thread(
+            target=_watch, args=(os.getppid(),), name="nbflow-worker-watch", daemon=True
+        )
+        thread.start()
+        _WATCHER[:] = [thread]
+
+
+def _outbox(address: str, token: bytes) -> _Outbox:
+    with _LOCK:
+        outbox = _OUTBOXES.get(address)
+        if outbox is None or outbox.broken:
+            outbox = _OUTBOXES[address] = _Outbox(address, token)
+            while len(_OUTBOXES) > _OUTBOXES_KEPT:
+                _OUTBOXES.pop(next(iter(_OUTBOXES))).close()
+        return outbox
+
+
+def run_batch_flushing(
+    fn: Callable, batch: list[tuple], spec: tuple[str, bytes, int] | None
+) -> tuple[list, float]:
+    """Run ``batch`` in a worker; outputs a stall left waiting go through the channel ``spec`` early.
+
+    Returns the outputs not sent yet, and how long the batch took.
+    """
+    started = time.perf_counter()
+    if spec is None or spec[2] == os.getpid():
+        # No channel, or not in a worker process (a cluster of threads in the driver itself).
+        return [fn(*args) for args in batch], time.perf_counter() - started
+    _start_watcher()
+    outbox = _outbox(spec[0], spec[1])
+    current = _Batch(outbox)
+    with _LOCK:
+        _ACTIVE.add(current)
+    try:
+        for args in batch:
+            output = fn(*args)
+            with _LOCK:
+                current.outputs.append(output)
+    finally:
+        with _LOCK:
+            _ACTIVE.discard(current)
+    return current.outputs[current.sent :], time.perf_counter() - started

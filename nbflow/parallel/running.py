@@ -1,0 +1,647 @@
+"""`StepRun`: one execution of a parallel step, from the tasks it makes to how it ends.
+
+It produces the tasks (with their ids, cache lookups and resume identities), hands
+them to the executor, and streams what finishes to ``reduce``. The executor's
+results, what a stalled batch sends early through a `Channel`, a ``cancel()`` and
+the end of the results all arrive in one inbox, so the consumer never waits on a
+task that may never return:
+
+- **cancel()** puts a stop in the inbox: the step stops taking results at once,
+  keeps every result already received (and, on threads, every task a thread had
+  finished), then aborts what still runs (worker processes are ended; a thread
+  cannot be stopped, so a task on one is abandoned) and raises `TasksCancelled`.
+- **Ctrl-C** does the same and raises `Interrupted`, a ``KeyboardInterrupt``.
+- A hook of the action that raises (``tasks``, ``states``, ``actions``) stops the
+  producing; what finished is reduced and `HookError` names the hook.
+
+Only the consumer loop differs between the sync and the async API: ``stream`` gets
+from the inbox, ``astream`` awaits it; everything else is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import functools
+import inspect
+import itertools
+import pickle
+import queue
+import signal
+import threading
+import time
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from nbflow.core.actions import ApplicationContext
+from nbflow.core.state import State, apply_changes
+from nbflow.errors import (
+    ActionReturnTypeError,
+    HookContractError,
+    HookError,
+    Interrupted,
+    RemoteTaskError,
+    TaskFailed,
+    TasksCancelled,
+    WorkerCrashedError,
+    summarize_exception,
+)
+from nbflow.parallel.channel import FLUSH_S, Channel
+from nbflow.parallel.executors import Executor
+from nbflow.parallel.shipping import Packer, run_shipped
+from nbflow.parallel.signatures import call_declared
+from nbflow.parallel.tasks import Outcome, SubGraphTask, TaskInfo, TaskState, arun_task, run_task, task_app_id
+from nbflow.persistence.cache import as_cache
+from nbflow.persistence.fingerprint import DigestMemo
+
+if TYPE_CHECKING:
+    from nbflow.parallel.map import TaskBasedParallelAction
+
+__all__ = ["StepRun", "HookRaised", "task_failed", "HOOK_ARGS"]
+
+HOOK_ARGS = {1: ("state",), 2: ("state", "context"), 3: ("state", "context", "inputs")}
+_ABSENT = object()
+# What the inbox holds: (kind, payload).
+_RESULT, _END, _STOP = "result", "end", "stop"
+# After a cancel or Ctrl-C, how long to wait for in-flight thread tasks before abandoning them.
+_SETTLE_S = 2.0
+
+
+class HookRaised(Exception):
+    """Carries a user hook's exception out of the task producer, with the hook's name."""
+
+    def __init__(self, hook: str, error: BaseException) -> None:
+        super().__init__(hook)
+        self.hook, self.error = hook, error
+
+
+class _Inbox:
+    """Everything a running step receives, from any thread; read by one consumer, sync or async."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.loop = loop
+        self.queue: Any = asyncio.Queue() if loop is not None else queue.SimpleQueue()
+        # Set by the pump once the executor has given every result.
+        self.ended = False
+
+    def get(self) -> tuple:
+        return self.queue.get()
+
+    def put(self, item: tuple) -> None:
+        if self.loop is None:
+            self.queue.put(item)
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        except RuntimeError:
+            pass  # the loop has closed: nobody is listening any more
+
+    def take_all(self) -> list[tuple]:
+        taken = []
+        while True:
+            try:
+                taken.append(self.queue.get_nowait())
+            except (queue.Empty, asyncio.QueueEmpty):
+                return taken
+
+
+class _Inline:
+    """An inbox over an executor that runs tasks in the consumer's own thread (sequential)."""
+
+    def __init__(self, results: Iterator[Any]) -> None:
+        self.results = results
+
+    def get(self) -> tuple:
+        try:
+            return (_RESULT, next(self.results))
+        except StopIteration:
+            return (_END, None)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            return (_END, exc)  # the executor's own failure, as a pump would report it
+
+    def put(self, item: tuple) -> None:
+        pass  # a stop is seen through the cancel event, between tasks
+
+    def take_all(self) -> list[tuple]:
+        return []
+
+
+class StepRun:
+    """One execution of a parallel step: its tasks in flight, what finished, and how it ended."""
+
+    def __init__(
+        self,
+        owner: TaskBasedParallelAction,
+        state: State,
+        context: ApplicationContext | None,
+        inputs: dict,
+        executor: Executor,
+    ):
+        self.owner = owner
+        self.name = owner.name or type(owner).__name__
+        self.state = state
+        self.context = _for_sub_applications(owner, context)
+        self.inputs = inputs
+        self.executor = executor
+        self.pending: dict[int, SubGraphTask] = {}
+        # Outcomes of tasks finished in this process's threads, until the executor hands them
+        # over; after a cancel or Ctrl-C they are what an abandoned batch would otherwise drop.
+        self.completed: dict[int, Outcome] = {}
+        self.cache = as_cache(owner.cache)
+        self.cache_keys: dict[int, str] = {}
+        # Digests of code and shared values, computed once per run (a global may change between runs).
+        self.digests = DigestMemo()
+        self.cache_salt = self.cache.salt() if self.cache is not None else None
+        # With a persister, a task's id carries what it starts from, so a resumed run never
+        # takes another point's saved result for its own.
+        self.persisted = self.context is not None and self.context.persister is not None
+        # Cached results, found while tasks are produced (possibly on an executor's thread).
+        self.ready: collections.deque[TaskState] = collections.deque()
+        self.produced = 0
+        self.finished = 0
+        self.failure: tuple[SubGraphTask, Outcome] | None = None
+        self.hook_failure: tuple[str, BaseException] | None = None
+        self.interrupted = False
+        self.cancel_requested = False
+        # Set whenever the step stops taking results (done, failed, cancelled, reduce had enough),
+        # so that tasks not yet started are skipped.
+        self.cancel = threading.Event()
+        self._inbox: Any = None
+        self.stream_error: BaseException | None = None
+        # The finished sub-states, kept only for an owner whose reduce may fail (see HookError).
+        self.delivered: list[TaskState] | None = [] if owner._keep_finished else None
+        owner._control().add(self)
+
+    def request_cancel(self) -> None:
+        self.cancel_requested = True
+        self.cancel.set()
+        if self._inbox is not None:
+            self._inbox.put((_STOP, None))
+
+    def close(self) -> None:
+        self.cancel.set()
+        self.owner._control().discard(self)
+
+    # -- producing tasks ---------------------------------------------------------------------
+
+    def _tasks(self) -> Iterator[SubGraphTask]:
+        ctx = self.context
+        parent_id = ctx.app_id if ctx else "root"
+        seq = ctx.sequence_id if ctx else 0
+        try:
+            produced = iter(
+                call_declared(self.owner.tasks, HOOK_ARGS, state=self.state, context=ctx, inputs=self.inputs)
+                or ()
+            )
+        except Exception as exc:
+            self.hook_failure = ("tasks", exc)
+            return
+        for position in itertools.count():
+            if self.cancel.is_set():
+                return
+            try:
+                task = next(produced)
+            except StopIteration:
+                return
+            except HookContractError:
+                raise  # nbflow's own check of what a hook gave
+            except HookRaised as raised:
+                self.hook_failure = (raised.hook, raised.error)
+                return
+            except Exception as exc:
+                # The hook failed half-way: what it made so far runs, and the step then says why it stopped.
+                self.hook_failure = ("tasks", exc)
+                return
+            if not isinstance(task, SubGraphTask):
+                msg = f"{type(self.owner).__name__}.tasks() of {self.name!r} yielded {type(task).__name__} at position {position}; it must yield SubGraphTask(action=..., state=...) objects."
+                raise HookContractError(msg)
+            self.produced += 1
+            if self._prepare(task, position, parent_id, seq):
+                yield task
+
+    def _prepare(self, task: SubGraphTask, position: int, parent_id: str, seq: int) -> bool:
+        """Number ``task``, give it an id, and look it up in the cache: True if it must run."""
+        task.index = position
+        start = None
+        if self.cache is not None:
+            start = self.digests.task(task.graph.reads, task.inputs, task.state)
+        elif self.persisted and task.application_id is None:
+            start = self.digests.task(task.graph.reads, task.inputs, task.state, strict=False)
+        if task.application_id is None:
+            task.application_id = task_app_id(
+                parent_id, seq, self.name, position, start if self.persisted else None
+            )
+        if self.cache is not None and self._from_cache(task, start):
+            return False
+        self.pending[position] = task
+        return True
+
+    def code_key(self, graph: Any) -> str:
+        """The code fingerprint of ``graph`` for this run."""
+        return self.digests.code(graph)
+
+    def _from_cache(self, task: SubGraphTask, start: str) -> bool:
+        key = self.cache.task_key(self.code_key(task.graph), self.cache_salt, start)
+        written = self.cache.get(key)
+        if written is None:
+            self.cache_keys[task.index] = key
+            return False
+        self.finished += 1
+        self.ready.append(TaskState.of(task.state.update(**written), _info(task, attempts=0, cached=True)))
+        return True
+
+    def _to_cache(self, task: SubGraphTask, outcome: Outcome) -> None:
+        key = self.cache_keys.pop(task.index, None)
+        if key is None or outcome.error is not None:
+            return
+        written = {k: v for k, v in outcome.state._raw().items() if task.state.get(k, _ABSENT) is not v}
+        try:
+            self.cache.put(key, written, task.graph.name)
+        except Exception as exc:
+            # The result is in hand; failing to cache it must not lose it.
+            warnings.warn(f"Task {task.index} of {self.name!r} was not cached: {exc}", stacklevel=2)
+
+    def _lost(self, args: tuple, error: BaseException) -> Outcome:
+        """The result of a task whose worker process died twice while running it: a failure."""
+        index = args[0]
+        task = self.pending[index]
+        msg = f"Task {index} of {self.name!r} ({task.describe()}) took its worker process down twice ({type(error).__name__}: {error}); it is recorded as failed and the other tasks went on. Look for a crash in native code, or memory use past the machine's limit."
+        return Outcome(index, None, 2, 0.0, WorkerCrashedError(msg))
+
+    def _calls(self) -> tuple[Callable, Iterator[tuple]]:
+        parent = self.context
+        owner = self.owner
+        if self.executor.ships_tasks:
+            # Nested parallel actions inside a worker process run on threads there.
+            shipped_parent = _replace_executor(parent, None)
+            share = self.executor.share if self.executor.shares_values else None
+            # What every task may carry from this step: its state and inputs (large ones are shared).
+            common = itertools.chain(self.state._raw().values(), self.inputs.values()) if share else ()
+            packer = Packer(
+                self.name,
+                shipped_parent,
+                owner.retries,
+                owner.retry_backoff_s,
+                share,
+                common,
+                owner.timeout,
+                self.digests.modules,
+            )
+            return run_shipped, (packer.pack(t) for t in self._tasks())
+        fn = arun_task if self.executor.is_async else functools.partial(_noting, self.completed)
+        options = (owner.retries, owner.retry_backoff_s, self.cancel, owner.timeout)
+        items = (
+            (t.graph, t.state, t.inputs, t.application_id, t.index, parent, *options) for t in self._tasks()
+        )
+        return fn, items
+
+    # -- receiving results -------------------------------------------------------------------
+
+    def _open(self, loop: asyncio.AbstractEventLoop | None) -> tuple[Any, Any, Channel | None]:
+        """Start the tasks: ``(inbox, pump, channel)``; results arrive in the inbox."""
+        fn, items = self._calls()
+        kwargs: dict[str, Any] = {}
+        if self.executor.ships_tasks:
+            # Worker processes can die; only executors that have them are asked to report it.
+            kwargs["lost"] = self._lost
+        if loop is None and self.executor.runs_inline:
+            self._inbox = _Inline(self.executor.map_unordered(fn, items, **kwargs))
+            return self._inbox, None, None
+        inbox = self._inbox = _Inbox(loop)
+        channel = None
+        if self.executor.flushes_early:
+            channel = Channel(lambda raws: [inbox.put((_RESULT, raw)) for raw in raws])
+            kwargs["channel"] = channel.spec
+        if loop is not None and self.executor.is_async:
+            pump: Any = asyncio.ensure_future(
+                _pump_task(self.executor.amap_unordered(fn, items, **kwargs), inbox)
+            )
+        else:
+            pump = threading.Thread(
+                target=_pump_thread,
+                args=(functools.partial(self.executor.map_unordered, fn, items, **kwargs), inbox),
+                name=f"nbflow-{self.executor.name}-results",
+                daemon=True,
+            )
+            pump.start()
+        return inbox, pump, channel
+
+    def _take(self, item: tuple) -> tuple[list[TaskState], bool]:
+        """What one inbox item gives ``reduce``, and whether to stop taking results."""
+        kind, payload = item
+        if kind == _END:
+            if payload is not None:
+                # Raised through reduce's loop, but not reduce's doing: `reduce_failed` lets it pass.
+                self.stream_error = payload
+                raise payload
+            return self._ready(), True
+        if kind == _STOP:
+            return [], True
+        subs = self._ready()
+        sub = self._accept(payload)
+        if sub is not None:
+            subs.append(sub)
+        return subs, self.failure is not None or self.cancel_requested
+
+    def _ready(self) -> list[TaskState]:
+        subs = []
+        while self.ready:
+            subs.append(self.ready.popleft())
+        return subs
+
+    def _accept(self, raw: Any) -> TaskState | None:
+        """The sub-state for ``reduce`` from one result; None to skip it. Sets ``failure`` to stop."""
+        # Shipped tasks come back as (index, bytes) holding only the keys they changed.
+        outcome: Outcome = raw if isinstance(raw, Outcome) else self._unpickle(*raw)
+        self.completed.pop(outcome.index, None)
+        task = self.pending.pop(outcome.index, None)
+        if task is None or outcome.cancelled:
+            return None  # already taken (sent early, then again), or never started
+        if outcome.changes is not None:
+            outcome.state = apply_changes(task.state, *outcome.changes)
+        info = _info(
+            task,
+            attempts=outcome.attempts,
+            duration_s=outcome.duration_s,
+            error=outcome.error,
+            traceback=outcome.traceback,
+            resumed=outcome.resumed,
+        )
+        if self.cache is not None:
+            self._to_cache(task, outcome)
+        if (
+            outcome.error is not None
+            and self.owner.on_error == "raise"
+            and not self.owner._reduce_sees_failures
+        ):
+            self.failure = (task, outcome)
+            return None
+        self.finished += 1
+        sub = TaskState.of(outcome.state if outcome.state is not None else task.state, info)
+        if self.delivered is not None:
+            self.delivered.append(sub)
+        return sub
+
+    def _unpickle(self, index: int, blob: bytes) -> Outcome:
+        try:
+            return pickle.loads(blob)
+        except Exception as exc:
+            # The worker checks that its result loads again, so this is a rare case (a class that
+            # exists in the worker only): the task becomes a failure rather than ending the step.
+            task = self.pending.get(index)
+            described = task.describe() if task is not None else "?"
+            msg = f"Task {index} of {self.name!r} ({described}) finished in its worker, but its result could not be rebuilt here ({type(exc).__name__}: {exc}). Return plain values (numbers, strings, dicts, arrays) from the task, or use executor='threads'."
+            return Outcome(
+                index, None, 1, 0.0, RemoteTaskError(msg, type(exc).__name__, type(exc).__module__)
+            )
+
+    def _stopping_early(self) -> bool:
+        return self.interrupted or self.cancel_requested
+
+    def _settle(self, inbox: Any) -> list[TaskState]:
+        """After a cancel or Ctrl-C: abort what runs, and keep every result that had come in."""
+        self.cancel.set()
+        self.executor.abort()
+        subs = self._ready()
+        for kind, payload in inbox.take_all():
+            if kind == _RESULT:
+                sub = self._accept(payload)
+                if sub is not None:
+                    subs.append(sub)
+        # Tasks a thread finished but the executor had not handed over yet (their batch is stuck).
+        for outcome in list(self.completed.values()):
+            sub = self._accept(outcome)
+            if sub is not None:
+                subs.append(sub)
+        return subs
+
+    def _wind_down(self, inbox: Any, pump: Any) -> None:
+        """Whatever ended the stream: nothing new starts, and what still runs is stopped or let go."""
+        self.cancel.set()
+        if pump is None:
+            inbox.results.close()
+            return
+        if not inbox.ended:
+            # Stopped before the executor was done: end its workers if it can (threads it cannot).
+            self.executor.abort()
+        if isinstance(pump, threading.Thread):
+            # After a cancel or Ctrl-C a task that ignores being stopped (a hung thread) is
+            # abandoned; otherwise the step ends only once its tasks have.
+            pump.join(_SETTLE_S if self._stopping_early() else None)
+
+    def _catch_ctrl_c(self, inbox: Any) -> Callable[[], None]:
+        """While tasks run elsewhere, make Ctrl-C a stop request; returns what puts things back.
+
+        A KeyboardInterrupt raised wherever the main thread happens to be (in ``reduce``, say)
+        would lose what ``reduce`` had made; a stop request lets the stream settle and ``reduce``
+        finish with every result in hand. A second Ctrl-C raises at once, as usual.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        try:
+            previous = signal.getsignal(signal.SIGINT)
+        except ValueError:
+            return lambda: None
+        if previous is not signal.default_int_handler:
+            return lambda: None  # someone else's handler: leave it alone
+
+        def on_ctrl_c(signum: int, frame: Any) -> None:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+            self.cancel.set()
+            inbox.put((_STOP, None))  # SimpleQueue.put may be called from a signal handler
+
+        signal.signal(signal.SIGINT, on_ctrl_c)
+        return lambda: signal.signal(signal.SIGINT, previous)
+
+    def stream(self) -> Iterator[TaskState]:
+        inbox, pump, channel = self._open(loop=None)
+        restore = self._catch_ctrl_c(inbox) if pump is not None else (lambda: None)
+        try:
+            try:
+                while True:
+                    subs, done = self._take(inbox.get())
+                    yield from subs
+                    if done:
+                        break
+            except KeyboardInterrupt:
+                self.interrupted = True
+            if self._stopping_early():
+                if channel is not None:
+                    # What stalled batches finished reaches the channel within FLUSH_S.
+                    time.sleep(FLUSH_S * 1.5)
+                yield from self._settle(inbox)
+        finally:
+            restore()
+            self._wind_down(inbox, pump)
+            if channel is not None:
+                channel.close()
+
+    async def astream(self) -> AsyncIterator[TaskState]:
+        inbox, pump, channel = self._open(loop=asyncio.get_running_loop())
+        try:
+            while True:
+                subs, done = self._take(await inbox.queue.get())
+                for sub in subs:
+                    yield sub
+                if done:
+                    break
+            if self._stopping_early():
+                if channel is not None:
+                    await asyncio.sleep(FLUSH_S * 1.5)
+                for sub in self._settle(inbox):
+                    yield sub
+        finally:
+            if isinstance(pump, asyncio.Future):
+                self.cancel.set()
+                pump.cancel()
+                await asyncio.gather(pump, return_exceptions=True)
+            else:
+                await asyncio.to_thread(self._wind_down, inbox, pump)
+            if channel is not None:
+                channel.close()
+
+    # -- how the step ends -------------------------------------------------------------------
+
+    def finish(self, result: Any) -> State:
+        if self.failure is not None:
+            task, outcome = self.failure
+            raise task_failed(
+                self.name,
+                task.index,
+                task.describe(),
+                outcome.error,
+                outcome.traceback,
+                self.finished,
+                result,
+            )
+        if self.hook_failure is not None:
+            hook, error = self.hook_failure
+            kept = (
+                f"; the {self.finished} task(s) that finished were reduced into exc.partial_state"
+                if self.finished
+                else ""
+            )
+            msg = f"{type(self.owner).__name__}.{hook}() of {self.name!r} raised {summarize_exception(error)} after making {self.produced} task(s){kept}. Fix {hook}(); the traceback above is where it failed."
+            raise HookError(
+                msg, partial_state=result if self.finished else None, finished=self.finished
+            ) from error
+        if self.interrupted:
+            msg = f"Parallel action {self.name!r} was interrupted (Ctrl-C) after {self.finished} task(s) finished; tasks not yet started were dropped, and what reduce made of the finished ones is in exc.partial_state."
+            raise Interrupted(msg, partial_state=result, finished=self.finished)
+        if self.cancel_requested:
+            msg = f"Parallel action {self.name!r} was cancelled by cancel() after {self.finished} task(s) finished; tasks not yet started were dropped, and what reduce made of the finished ones is in exc.partial_state."
+            raise TasksCancelled(msg, partial_state=result, finished=self.finished)
+        if not isinstance(result, State):
+            msg = f"{type(self.owner).__name__}.reduce() of {self.name!r} returned {type(result).__name__}; it must return a State, e.g. `return state.update(results=...)`."
+            raise ActionReturnTypeError(msg)
+        return result
+
+    def reduce_failed(self, error: BaseException) -> BaseException:
+        """The error to raise when ``reduce`` itself raised ``error``."""
+        if isinstance(error, KeyboardInterrupt):
+            self.interrupted = True
+            msg = f"Parallel action {self.name!r} was interrupted (Ctrl-C) inside reduce(), after {self.finished} task(s) finished; tasks not yet started were dropped."
+            return Interrupted(msg, finished=self.finished)
+        if (
+            error is self.stream_error
+            or isinstance(error, (TaskFailed, TasksCancelled, HookError))
+            or not isinstance(error, Exception)
+        ):
+            return error
+        kept = " They are in exc.finished_states." if self.delivered else ""
+        msg = f"{type(self.owner).__name__}.reduce() of {self.name!r} raised {summarize_exception(error)} after {self.finished} task(s) finished.{kept} Fix reduce(); the traceback above is where it failed."
+        wrapped = HookError(msg, finished=self.finished)
+        wrapped.finished_states = self.delivered
+        return wrapped
+
+
+def _pump_thread(start: Callable[[], Iterator[Any]], inbox: _Inbox) -> None:
+    try:
+        results = start()
+        try:
+            for result in results:
+                inbox.put((_RESULT, result))
+        finally:
+            results.close()
+    except BaseException as exc:
+        inbox.put((_END, exc))
+        return
+    inbox.ended = True
+    inbox.put((_END, None))
+
+
+async def _pump_task(results: Any, inbox: _Inbox) -> None:
+    try:
+        async for result in results:
+            inbox.put((_RESULT, result))
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        inbox.put((_END, exc))
+        return
+    finally:
+        await results.aclose()
+    inbox.ended = True
+    inbox.put((_END, None))
+
+
+def task_failed(
+    name: str,
+    index: int,
+    described: str,
+    error: BaseException,
+    traceback: str | None,
+    finished: int,
+    partial: Any,
+) -> TaskFailed:
+    """The `TaskFailed` that ends a step with ``on_error="raise"``, chained to the task's exception."""
+    msg = f"Task {index} of {name!r} ({described}) raised {summarize_exception(error)}; {finished} finished result(s) were reduced into exc.partial_state. Pass on_error='record' to keep going past failures, or retries=N to retry them."
+    exc = TaskFailed(msg, partial_state=partial, finished=finished, task_index=index)
+    if traceback:
+        exc.add_note(f"Traceback of task {index}:\n{traceback}")
+    exc.__cause__ = error
+    return exc
+
+
+def _noting(completed: dict[int, Outcome], *args: Any) -> Outcome:
+    outcome = run_task(*args)
+    completed[outcome.index] = outcome
+    return outcome
+
+
+def _info(task: SubGraphTask, **fields: Any) -> TaskInfo:
+    return TaskInfo(
+        index=task.index,
+        application_id=task.application_id,
+        action=task.graph.name,
+        inputs=task.inputs,
+        **{"duration_s": 0.0, **fields},
+    )
+
+
+def _for_sub_applications(
+    owner: TaskBasedParallelAction, context: ApplicationContext | None
+) -> ApplicationContext | None:
+    """The parent context the tasks run under, with the action's persister and tracker choices."""
+    if context is None:
+        return None
+    chosen = {}
+    for hook in ("persister", "tracker"):
+        value = getattr(owner, hook)
+        if inspect.ismethod(value):  # the hook method, rather than an object set on the instance
+            value = value(context)
+        if value != "cascade":
+            chosen[hook] = value
+    return dataclasses.replace(context, **chosen) if chosen else context
+
+
+def _replace_executor(context: ApplicationContext | None, executor: Any) -> ApplicationContext | None:
+    if context is None:
+        return None
+    return dataclasses.replace(context, executor=executor)
