@@ -39,7 +39,7 @@ class AsyncExecutor(Executor):
         # (loop, task) of each map now running on a loop thread of its own; `abort` cancels them.
         self._loops: list[tuple] = []
 
-    def abort(self) -> None:
+    def abort(self, workers: Any = ()) -> None:
         """Cancel the coroutines still running (a task blocked in synchronous code runs on)."""
         for loop, task in list(self._loops):
             try:

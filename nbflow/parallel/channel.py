@@ -5,7 +5,11 @@ last task ends. A batch holding one hung task would hold back every task before 
 that had finished; cancelled, they would be reported ``cancelled`` although they ran.
 So while a batch runs in a worker, what its tasks finished is sent to the driver
 every `FLUSH_S` seconds through this channel, and the batch returns only the rest.
-A batch that ends quickly (the usual case) sends nothing here.
+A batch that runs longer than that also says which process runs it, so that a
+cancel can end that process and no other. A batch that ends quickly (the usual
+case) sends nothing here.
+
+Messages are ``("outputs", [result, ...])`` and ``("busy", pid)``.
 
 The channel is a Unix socket in a private temporary folder (0700), and a worker must
 present a random token before anything it sends is read. A worker that cannot reach
@@ -174,13 +178,14 @@ _WATCHER: list[threading.Thread] = []
 class _Batch:
     """A batch running in this worker: what its tasks returned, and how much was sent already."""
 
-    __slots__ = ("outbox", "outputs", "sent", "started")
+    __slots__ = ("announced", "outbox", "outputs", "sent", "started")
 
     def __init__(self, outbox: _Outbox) -> None:
         self.outbox = outbox
         self.outputs: list = []
         self.sent = 0
         self.started = time.monotonic()
+        self.announced = False
 
 
 def _watch(parent: int) -> None:
@@ -192,10 +197,12 @@ def _watch(parent: int) -> None:
             os._exit(1)
         now = time.monotonic()
         with _LOCK:
-            batches = [b for b in _ACTIVE if now - b.started >= FLUSH_S and len(b.outputs) > b.sent]
-            for batch in batches:
+            for batch in [b for b in _ACTIVE if now - b.started >= FLUSH_S]:
+                if not batch.announced:
+                    # Which process runs this long batch: a cancel ends this one, not the others.
+                    batch.announced = batch.outbox.send(("busy", os.getpid()))
                 ready = batch.outputs[batch.sent :]
-                if batch.outbox.send(ready):
+                if ready and batch.outbox.send(("outputs", ready)):
                     batch.sent += len(ready)
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import collections
 import importlib
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -110,7 +111,7 @@ class _ClusterExecutor(Executor):
         """Cancel ``futures``; with ``force``, stop the ones already running if the engine can."""
         raise NotImplementedError
 
-    def abort(self) -> None:
+    def abort(self, workers: Any = ()) -> None:
         self._aborted = True
         for in_flight in list(self._running):
             self._cancel(list(in_flight), force=True)
@@ -300,17 +301,33 @@ class DaskExecutor(_ClusterExecutor):
 class _Box:
     """A shared value on its way to Dask's workers, opaque to Dask's serialization."""
 
-    __slots__ = ("value",)
+    __slots__ = ("token", "value")
 
-    def __init__(self, value: Any):
+    def __init__(self, value: Any, token: str | None = None):
         self.value = value
+        self.token = token or uuid.uuid4().hex
 
     def __reduce__(self) -> tuple:
-        return (_Box, (self.value,))
+        return (_Box, (self.value, self.token))
+
+
+# Dask worker side: the first copy of each shared value a worker unboxes, by token. A worker can
+# be handed the value twice (from the broadcast, and from a peer when a task reached it first);
+# its tasks must all share one copy, as they do on Ray.
+_UNBOXED: collections.OrderedDict[str, Any] = collections.OrderedDict()
+_UNBOXED_SIZE = 8
 
 
 def _unbox(value: Any) -> Any:
-    return value.value if isinstance(value, _Box) else value
+    if not isinstance(value, _Box):
+        return value
+    if value.token not in _UNBOXED:
+        _UNBOXED[value.token] = value.value
+        while len(_UNBOXED) > _UNBOXED_SIZE:
+            _UNBOXED.popitem(last=False)
+    else:
+        _UNBOXED.move_to_end(value.token)
+    return _UNBOXED[value.token]
 
 
 def _run_batch_on_dask(fn: Callable, batch: list[tuple], channel: tuple | None) -> tuple[list, float]:

@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import signal
 import threading
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from nbflow.errors import UnknownExecutorError
@@ -124,11 +125,14 @@ class Executor:
             stop.set()
             await asyncio.to_thread(thread.join)
 
-    def abort(self) -> None:
+    def abort(self, workers: Collection[int] = ()) -> None:
         """Stop the calls still running, as far as the backend can (after a cancel or Ctrl-C).
 
         Called from the driver while another thread may be waiting on `map_unordered`,
         which must then end soon. The default does nothing: a thread cannot be stopped.
+
+        Args:
+            workers: the pids of worker processes known to be running this step's calls.
         """
 
     def shutdown(self) -> None:
@@ -307,15 +311,19 @@ class MultiProcessExecutor(JoblibExecutor):
     def _default_concurrency(self) -> int:
         return -1
 
-    def abort(self) -> None:
-        """End the worker processes, and with them the tasks they run; loky starts fresh ones when next asked."""
-        from joblib.externals.loky import reusable_executor
+    def abort(self, workers: Collection[int] = ()) -> None:
+        """End the worker processes running this step's tasks, and with them the tasks.
 
+        Only those: the pool is shared by every map in this process, and another one may be
+        running. loky replaces the ended workers, and any other map running on them then
+        runs its interrupted calls again.
+        """
         self._aborted = True
-        executor = reusable_executor._executor
-        if executor is not None:
-            # Waits for the killed workers to be reaped: none is left running when cancel() returns.
-            executor.shutdown(wait=True, kill_workers=True)
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass  # already gone
 
     def shutdown(self) -> None:
         from joblib.externals.loky import get_reusable_executor

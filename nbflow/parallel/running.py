@@ -52,7 +52,16 @@ from nbflow.parallel.channel import FLUSH_S, Channel
 from nbflow.parallel.executors import Executor
 from nbflow.parallel.shipping import Packer, run_shipped
 from nbflow.parallel.signatures import call_declared
-from nbflow.parallel.tasks import Outcome, SubGraphTask, TaskInfo, TaskState, arun_task, run_task, task_app_id
+from nbflow.parallel.tasks import (
+    Outcome,
+    PointInterrupted,
+    SubGraphTask,
+    TaskInfo,
+    TaskState,
+    arun_task,
+    run_task,
+    task_app_id,
+)
 from nbflow.persistence.cache import as_cache
 from nbflow.persistence.fingerprint import DigestMemo
 
@@ -172,6 +181,9 @@ class StepRun:
         self.cancel = threading.Event()
         self._inbox: Any = None
         self.stream_error: BaseException | None = None
+        # Worker processes known to run this step's tasks (they said so through the channel).
+        self.worker_pids: set[int] = set()
+        self.settling = False
         # The finished sub-states, kept only for an owner whose reduce may fail (see HookError).
         self.delivered: list[TaskState] | None = [] if owner._keep_finished else None
         owner._control().add(self)
@@ -314,7 +326,7 @@ class StepRun:
         inbox = self._inbox = _Inbox(loop)
         channel = None
         if self.executor.flushes_early:
-            channel = Channel(lambda raws: [inbox.put((_RESULT, raw)) for raw in raws])
+            channel = Channel(functools.partial(self._heard, inbox))
             kwargs["channel"] = channel.spec
         if loop is not None and self.executor.is_async:
             pump: Any = asyncio.ensure_future(
@@ -330,10 +342,21 @@ class StepRun:
             pump.start()
         return inbox, pump, channel
 
+    def _heard(self, inbox: Any, message: tuple) -> None:
+        """A message from a worker through the channel: results a stalled batch finished, or its pid."""
+        kind, payload = message
+        if kind == "busy":
+            self.worker_pids.add(payload)
+        else:
+            for raw in payload:
+                inbox.put((_RESULT, raw))
+
     def _take(self, item: tuple) -> tuple[list[TaskState], bool]:
         """What one inbox item gives ``reduce``, and whether to stop taking results."""
         kind, payload = item
         if kind == _END:
+            if isinstance(payload, PointInterrupted):
+                raise KeyboardInterrupt  # a task's own Ctrl-C, carried off an event loop
             if payload is not None:
                 # Raised through reduce's loop, but not reduce's doing: `reduce_failed` lets it pass.
                 self.stream_error = payload
@@ -402,10 +425,17 @@ class StepRun:
     def _stopping_early(self) -> bool:
         return self.interrupted or self.cancel_requested
 
-    def _settle(self, inbox: Any) -> list[TaskState]:
-        """After a cancel or Ctrl-C: abort what runs, and keep every result that had come in."""
+    def _stop_what_runs(self, pump: Any) -> None:
+        """After a cancel or Ctrl-C: end what still runs, and wait a moment for what is finishing."""
+        self.settling = True
         self.cancel.set()
-        self.executor.abort()
+        self.executor.abort(self.worker_pids)
+        if isinstance(pump, threading.Thread):
+            # A task that ignores being stopped (a hung thread) is abandoned after this.
+            pump.join(_SETTLE_S)
+
+    def _collect(self, inbox: Any) -> list[TaskState]:
+        """Every result that came in, and every task a thread finished, as sub-states for reduce."""
         subs = self._ready()
         for kind, payload in inbox.take_all():
             if kind == _RESULT:
@@ -425,13 +455,14 @@ class StepRun:
         if pump is None:
             inbox.results.close()
             return
+        if self.settling:
+            return  # _stop_what_runs did it
         if not inbox.ended:
-            # Stopped before the executor was done: end its workers if it can (threads it cannot).
-            self.executor.abort()
+            # Stopped before the executor was done (reduce had enough, a task failed): end its
+            # workers if it can (threads it cannot).
+            self.executor.abort(self.worker_pids)
         if isinstance(pump, threading.Thread):
-            # After a cancel or Ctrl-C a task that ignores being stopped (a hung thread) is
-            # abandoned; otherwise the step ends only once its tasks have.
-            pump.join(_SETTLE_S if self._stopping_early() else None)
+            pump.join()
 
     def _catch_ctrl_c(self, inbox: Any) -> Callable[[], None]:
         """While tasks run elsewhere, make Ctrl-C a stop request; returns what puts things back.
@@ -450,6 +481,8 @@ class StepRun:
             return lambda: None  # someone else's handler: leave it alone
 
         def on_ctrl_c(signum: int, frame: Any) -> None:
+            if self.settling:
+                return  # already stopping: the results that came in are being kept
             if self.interrupted:
                 raise KeyboardInterrupt
             self.interrupted = True
@@ -475,12 +508,13 @@ class StepRun:
                 if channel is not None:
                     # What stalled batches finished reaches the channel within FLUSH_S.
                     time.sleep(FLUSH_S * 1.5)
-                yield from self._settle(inbox)
+                self._stop_what_runs(pump)
+                yield from self._collect(inbox)
         finally:
-            restore()
             self._wind_down(inbox, pump)
             if channel is not None:
                 channel.close()
+            restore()
 
     async def astream(self) -> AsyncIterator[TaskState]:
         inbox, pump, channel = self._open(loop=asyncio.get_running_loop())
@@ -494,7 +528,8 @@ class StepRun:
             if self._stopping_early():
                 if channel is not None:
                     await asyncio.sleep(FLUSH_S * 1.5)
-                for sub in self._settle(inbox):
+                await asyncio.to_thread(self._stop_what_runs, pump)
+                for sub in self._collect(inbox):
                     yield sub
         finally:
             if isinstance(pump, asyncio.Future):

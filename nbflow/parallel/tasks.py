@@ -34,7 +34,9 @@ from nbflow.core.state import State
 from nbflow.errors import GraphError, HookContractError, TaskTimeoutError
 from nbflow.persistence.fingerprint import DigestMemo
 
-__all__ = ["RunnableGraph", "SubGraphTask", "TaskInfo", "TaskState", "as_runnable", "task_app_id"]
+__all__ = [
+    "RunnableGraph", "SubGraphTask", "TaskInfo", "TaskState", "as_runnable", "task_app_id", "PointInterrupted",
+]  # fmt: skip
 
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = 40
@@ -351,8 +353,13 @@ def _attempts(
         if isinstance(app, State):
             return Outcome(index, app, attempt, time.perf_counter() - started, resumed=True)
         attempt += 1
+        began = time.perf_counter()
         try:
             final = yield ("run", app)
+            if timeout is not None and time.perf_counter() - began > timeout:
+                # It returned, but only by defeating its deadline (it caught the stop, reset the
+                # alarm, or swallowed a cancellation): what it took is what counts.
+                raise _Overtime(defeated=True)
             return Outcome(index, final, attempt, time.perf_counter() - started)
         except BaseException as exc:
             if isinstance(exc, _STOPS):
@@ -360,11 +367,16 @@ def _attempts(
             elapsed = time.perf_counter() - started
             if isinstance(exc, _Overtime):
                 error, trace = TaskTimeoutError(exc.message(timeout)), None
+                if exc.abandoned:
+                    # Left running on its thread: whatever it finishes later must not be saved
+                    # as this task's result (a resume would take it for a finished task).
+                    app.hooks[:] = [h for h in app.hooks if not isinstance(h, PersistHook)]
             else:
                 error, trace = exc, traceback.format_exc()
             if attempt <= retries and not (cancel is not None and cancel.is_set()):
                 yield ("sleep", backoff_s * 2 ** (attempt - 1))
-                continue
+                if not (cancel is not None and cancel.is_set()):
+                    continue
             return Outcome(index, app.state, attempt, elapsed, error, trace)
 
 
@@ -400,7 +412,10 @@ def run_task(
     while not isinstance(request, Outcome):
         kind, arg = request
         try:
-            value = run(arg) if kind == "run" else time.sleep(arg)
+            # A backoff ends early when the step is cancelled.
+            value = (
+                run(arg) if kind == "run" else (cancel.wait(arg) if cancel is not None else time.sleep(arg))
+            )
         except BaseException as exc:
             request = _advance(machine, None, exc)
         else:
@@ -442,12 +457,28 @@ async def arun_task(
     while not isinstance(request, Outcome):
         kind, arg = request
         try:
-            value = await run(arg) if kind == "run" else await asyncio.sleep(arg)
+            value = await run(arg) if kind == "run" else await _sleep_unless(cancel, arg)
         except BaseException as exc:
-            request = _advance(machine, None, exc)
+            try:
+                request = _advance(machine, None, exc)
+            except KeyboardInterrupt as stop:
+                # On a loop a KeyboardInterrupt would tear the loop down and lose every other
+                # task; it travels as an ordinary exception and is a stop again at the consumer.
+                raise PointInterrupted() from stop
         else:
             request = _advance(machine, value, None)
     return request
+
+
+class PointInterrupted(Exception):
+    """A KeyboardInterrupt a task raised on an event loop, carried out as an ordinary exception."""
+
+
+async def _sleep_unless(cancel: threading.Event | None, seconds: float) -> None:
+    """``asyncio.sleep(seconds)``, cut short when ``cancel`` is set."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0 and not (cancel is not None and cancel.is_set()):
+        await asyncio.sleep(min(left, 0.1))
 
 
 def _on_daemon_thread(call: Callable[[], Any]) -> asyncio.Future:
@@ -497,16 +528,17 @@ class _Overtime(BaseException):
     Not an ``Exception``, so that the task's own ``except Exception`` cannot swallow it.
     """
 
-    def __init__(self, abandoned: bool = False) -> None:
+    def __init__(self, abandoned: bool = False, defeated: bool = False) -> None:
         super().__init__()
         self.abandoned = abandoned
+        self.defeated = defeated
 
     def message(self, timeout: float | None) -> str:
-        how = (
-            "; it was abandoned on its thread, which Python cannot stop, and may still be running"
-            if self.abandoned
-            else ""
-        )
+        how = ""
+        if self.abandoned:
+            how = "; it was abandoned on its thread, which Python cannot stop, and may still be running"
+        elif self.defeated:
+            how = "; it did not stop when told to (it caught the stop or reset the alarm), so its result was dropped"
         return f"ran past its timeout of {timeout:g} s{how}"
 
 
@@ -524,17 +556,24 @@ def _within(timeout: float | None, call: Callable[[], Any]) -> Any:
         and hasattr(signal, "setitimer")
         and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
     ):
+        armed = [True]
 
         def overtime(signum: int, frame: Any) -> None:
-            raise _Overtime()
+            if armed[0]:
+                raise _Overtime()
 
         previous = signal.signal(signal.SIGALRM, overtime)
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
             return call()
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+            # An alarm that lands now, as the task ends, must neither escape nor leave our
+            # handler installed: disarm first, and put things back whatever happens.
+            try:
+                armed[0] = False
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
     box: dict[str, Any] = {}
     done = threading.Event()
     context = contextvars.copy_context()

@@ -50,14 +50,34 @@ class _CallTarget(Action):
         return {_RESULT: self.fn(**{k: state[k] for k in self.reads})}
 
 
+class _AsyncCallTarget(_CallTarget):
+    """An ``async def`` function as an action: awaited, so its rows hold results, not coroutines."""
+
+    @property
+    def is_async(self) -> bool:
+        return True
+
+    async def run(self, state: State) -> dict:
+        return {_RESULT: await self.fn(**{k: state[k] for k in self.reads})}
+
+
 def _target_graph(target: Any, axes: list[str]) -> RunnableGraph:
     if isinstance(target, (Action, RunnableGraph)):
         return as_runnable(target, "Sweep(target=...)")
     if callable(target):
         _check_signature(target, axes)
-        return as_runnable(_CallTarget(target, axes), "Sweep(target=...)")
+        kind = _AsyncCallTarget if _is_coroutine_function(target) else _CallTarget
+        return as_runnable(kind(target, axes), "Sweep(target=...)")
     msg = f"Sweep(target=...) takes a function, an action or a RunnableGraph; got {type(target).__name__}."
     raise TypeError(msg)
+
+
+def _is_coroutine_function(fn: Callable) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    # An object whose __call__ is `async def` is awaited too.
+    call = None if inspect.isfunction(fn) else type(fn).__dict__.get("__call__")
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
 
 
 def _check_signature(fn: Callable, axes: list[str]) -> None:
@@ -205,9 +225,15 @@ class Sweep(TaskBasedParallelAction):
         except Interrupted as exc:
             frame = self.results
             run = self._latest.run
-            done = len(frame) - (run.never_ran if run else 0)
+            unfinished = run.never_ran if run else len(frame)
             counts = _summary_counts(run.table) if run else ""
-            msg = f"Sweep {self.name!r} was interrupted after {done} of {len(frame)} points ({counts}); {run.never_ran if run else len(frame)} of {len(frame)} points never ran. The partial results are in exc.results and sweep.results; run again with cache= to compute only the rest."
+            done = f"{len(frame) - unfinished} of {len(frame)} points" + (f" ({counts})" if counts else "")
+            again = (
+                "run it again to compute only the rest: the cache has the finished points"
+                if self.cache is not None
+                else "pass cache=True next time to keep finished points across runs"
+            )
+            msg = f"Sweep {self.name!r} was interrupted after {done}; {unfinished} of {len(frame)} points never finished. The partial results are in exc.results and sweep.results; {again}."
             raise Interrupted(
                 msg, partial_state=exc.partial_state, finished=exc.finished, results=frame
             ) from None
@@ -359,7 +385,9 @@ class Sweep(TaskBasedParallelAction):
         counts = _summary_counts(run.table) or "no points"
         if run.stopped is None:
             return f"{self.name}: {counts}"
-        return f"{self.name}: {run.stopped}: {counts}; {run.never_ran} of {len(self.grid)} points never ran"
+        return (
+            f"{self.name}: {run.stopped}: {counts}; {run.never_ran} of {len(self.grid)} points never finished"
+        )
 
     def _add(self, run: _SweepRun, sub: TaskState) -> None:
         task = sub.task

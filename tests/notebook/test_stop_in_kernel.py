@@ -68,7 +68,7 @@ def test_stop_during_sweep_ends_the_cell_in_an_error_and_keeps_the_partial_frame
     _execute(kc, SETUP.format(log=str(log)))
     reply, _ = _stop_after(km, kc, "df = nbflow.sweep(train, {'x': range(10)}, executor='threads')", log, 4)
     assert reply["status"] == "error" and reply["ename"] == "Interrupted"
-    assert "6 of 10 points never ran" in reply["evalue"]
+    assert "6 of 10 points never finished" in reply["evalue"]
     reply, printed = _execute(
         kc,
         "e = sys.last_value\n"

@@ -102,7 +102,7 @@ def test_stop_ctrl_c_raises_a_keyboard_interrupt_with_the_partial_frame(executor
     assert _counts(exc.results) == {"ok": 4, "cancelled": 6}
     assert exc.results["y"].tolist()[:4] == [0, 10, 20, 30]
     assert s.results.equals(exc.results)
-    assert "interrupted" in str(exc) and "6 of 10 points never ran" in str(exc)
+    assert "interrupted" in str(exc) and "6 of 10 points never finished" in str(exc)
 
 
 @pytest.mark.parametrize("executor", ["threads", "processes", "async"])
@@ -185,7 +185,7 @@ def test_stop_timeout_that_is_not_a_positive_number_is_refused(bad):
 
 
 def test_stop_summary_line_says_the_sweep_was_interrupted(monkeypatch):
-    """The live table's last line says interrupted and how many points never ran."""
+    """The live table's last line says interrupted and how many points never finished."""
     import nbflow.sweeps.runner as runner
 
     lines = []
@@ -211,4 +211,4 @@ def test_stop_summary_line_says_the_sweep_was_interrupted(monkeypatch):
 
     with pytest.raises(nbflow.Interrupted):
         sweep(target, {"x": range(6)}, executor="sequential", progress=False)
-    assert lines == ["target: interrupted: 2 ok; 4 of 6 points never ran"]
+    assert lines == ["target: interrupted: 2 ok; 4 of 6 points never finished"]

@@ -449,3 +449,23 @@ def test_nbflow_exports_widgets_lazily():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True", "SweepPanel", "HistoryView", "GraphView"]
+
+
+RELEASE_PANEL = threading.Event()
+
+
+def slow_when_deep(lr, depth):
+    if depth > 2:
+        RELEASE_PANEL.wait(30)
+    return {"loss": lr * depth}
+
+
+def test_sweep_panel_timeout_option_makes_hung_points_timeout_rows():
+    """sweep_options={'timeout': ...} reaches the sweep: a hung point is a `timeout` row, the rest ok."""
+    panel = SweepPanel(slow_when_deep, lr=[0.1], depth=[1, 2, 3], sweep_options={"timeout": 0.5})
+    panel.run()
+    try:
+        df = panel.wait(timeout=60)
+    finally:
+        RELEASE_PANEL.set()
+    assert df["status"].tolist() == ["ok", "ok", "timeout"]
