@@ -13,7 +13,16 @@ from nbflow.core import (
     FunctionAction,
     Graph,
     GraphBuilder,
+    Input,
     LifecycleHook,
+    PostApplicationCreateHook,
+    PostApplicationExecuteCallHook,
+    PostRunStepHook,
+    PostRunStepHookAsync,
+    PreApplicationExecuteCallHook,
+    PreRunStepHook,
+    PreRunStepHookAsync,
+    Result,
     State,
     StateList,
     Transition,
@@ -30,6 +39,7 @@ from nbflow.errors import (
     ConditionError,
     GraphError,
     HaltError,
+    HookContractError,
     HookError,
     Interrupted,
     MissingDependencyError,
@@ -42,6 +52,7 @@ from nbflow.errors import (
     SerializationError,
     StaleCodeError,
     StateKeyError,
+    StateValueError,
     SweepError,
     TaskFailed,
     TaskPicklingError,
@@ -71,6 +82,7 @@ from nbflow.parallel import (
     concat,
     interleave,
     last,
+    map_reduce_action,
     register_executor,
     sum_changes,
 )
@@ -107,11 +119,13 @@ __all__ = [
     "Action", "FunctionAction", "action", "ApplicationContext",
     # graphs and transitions
     "Graph", "GraphBuilder", "Transition", "Condition", "when", "expr", "default",
-    # applications
-    "Application", "ApplicationBuilder", "LifecycleHook",
+    # applications, and the hooks and actions Burr users know
+    "Application", "ApplicationBuilder", "LifecycleHook", "Input", "Result",
+    "PreRunStepHook", "PostRunStepHook", "PreRunStepHookAsync", "PostRunStepHookAsync",
+    "PostApplicationCreateHook", "PreApplicationExecuteCallHook", "PostApplicationExecuteCallHook",
     # parallel actions and sub-graphs
     "TaskBasedParallelAction", "MapActionsAndStates", "MapStates", "MapActions",
-    "SubGraphTask", "RunnableGraph", "TaskInfo", "TaskState",
+    "SubGraphTask", "RunnableGraph", "TaskInfo", "TaskState", "map_reduce_action",
     "RunConcurrent", "sum_changes", "concat", "last",
     "StepEvent", "interleave", "ainterleave",
     # executors
@@ -132,6 +146,7 @@ __all__ = [
     "TaskTimeoutError", "HookError",
     "TaskPicklingError", "RemoteTaskError", "PersistenceError", "PersisterConflictError", "CacheKeyError",
     "SerializationError", "NotRecordedError", "SweepError", "StaleCodeError",
+    "StateValueError", "HookContractError",
 ]  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "NbflowError",
     "StateKeyError",
+    "StateValueError",
     "ActionContractError",
     "MissingInputError",
     "ActionReturnTypeError",
@@ -79,6 +80,13 @@ class StateKeyError(NbflowError, KeyError):
     def __str__(self) -> str:
         # KeyError.__str__ quotes its argument, which turns a sentence into a repr.
         return str(self.args[0]) if self.args else ""
+
+
+class StateValueError(NbflowError, TypeError, ValueError):
+    """A state operation met a value of the wrong kind (appending to a number, incrementing text).
+
+    Both a TypeError (nbflow's first answer) and a ValueError (what Apache Burr raises).
+    """
 
 
 class ActionContractError(NbflowError, KeyError):

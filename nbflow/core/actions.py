@@ -19,7 +19,7 @@ import importlib
 import inspect
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from nbflow.core.state import State
@@ -28,35 +28,117 @@ from nbflow.errors import ActionReturnTypeError, MissingInputError
 __all__ = ["Action", "FunctionAction", "action", "ApplicationContext", "declared"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ApplicationContext:
     """Where an action is running: handed to any action parameter named ``__context``.
 
     ``executor``, ``persister`` and ``tracker`` are whatever the application was
     built with (the core never looks inside them); parallel actions pass them
-    down to the sub-applications they start.
+    down to the sub-applications they start. ``loader`` is where a resumed
+    application loads from, when not ``persister`` itself.
+
+    Apache Burr's names work too, as arguments and as attributes:
+    ``state_persister`` (the persister), ``state_initializer`` (the loader) and
+    ``parallel_executor_factory``.
     """
 
     app_id: str
     partition_key: str | None
     sequence_id: int
     action_name: str | None
-    parent_app_id: str | None = None
-    parent_sequence_id: int | None = None
-    executor: Any = None
-    persister: Any = None
-    tracker: Any = None
-    extras: Mapping[str, Any] = field(default_factory=dict)
+    parent_app_id: str | None
+    parent_sequence_id: int | None
+    executor: Any
+    persister: Any
+    tracker: Any
+    loader: Any
+    executor_factory: Any
+    extras: Mapping[str, Any]
+
+    def __init__(
+        self,
+        app_id: str,
+        partition_key: str | None = None,
+        sequence_id: int = 0,
+        action_name: str | None = None,
+        parent_app_id: str | None = None,
+        parent_sequence_id: int | None = None,
+        executor: Any = None,
+        persister: Any = None,
+        tracker: Any = None,
+        loader: Any = None,
+        executor_factory: Any = None,
+        extras: Mapping[str, Any] | None = None,
+        *,
+        state_persister: Any = None,
+        state_initializer: Any = None,
+        parallel_executor_factory: Any = None,
+    ) -> None:
+        values = {
+            "app_id": app_id,
+            "partition_key": partition_key,
+            "sequence_id": sequence_id,
+            "action_name": action_name,
+            "parent_app_id": parent_app_id,
+            "parent_sequence_id": parent_sequence_id,
+            "executor": executor,
+            "persister": persister if persister is not None else state_persister,
+            "tracker": tracker,
+            "loader": loader if loader is not None else state_initializer,
+            "executor_factory": executor_factory
+            if executor_factory is not None
+            else parallel_executor_factory,
+            "extras": dict(extras or {}),
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def state_persister(self) -> Any:
+        """The persister (Burr's name for it)."""
+        return self.persister
+
+    @property
+    def state_initializer(self) -> Any:
+        """Where a resumed application loads from: the loader, or else the persister itself."""
+        return self.loader if self.loader is not None else self.persister
+
+    @property
+    def parallel_executor_factory(self) -> Callable[[], Any]:
+        """A factory of ``concurrent.futures`` executors, as Burr's context offers (a thread pool).
+
+        nbflow's parallel actions run on their own executors (``executor=``, ``with_executor``);
+        this is for code written against Burr's ``with context.parallel_executor_factory() as pool``.
+        """
+        if self.executor_factory is not None:
+            return self.executor_factory
+        import concurrent.futures
+
+        return concurrent.futures.ThreadPoolExecutor
 
 
 def declared(obj: Any, attribute: str) -> list[str]:
-    """``obj.reads`` or ``obj.writes`` as a list, whether an attribute, property or method."""
+    """``obj.reads`` or ``obj.writes`` as a list, whether an attribute, property or method.
+
+    A method written without ``self`` (``def reads() -> list``, as the Burr reference
+    writes it) is called as the plain function it is.
+    """
     value = getattr(obj, attribute, ())
+    if inspect.ismethod(value) and not _takes_arguments(value.__func__):
+        value = value.__func__
     if callable(value):
         value = value()
     if isinstance(value, str):
         return [value]
     return list(value or ())
+
+
+@functools.lru_cache(maxsize=256)
+def _takes_arguments(fn: Callable) -> bool:
+    try:
+        return bool(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return True
 
 
 @dataclass(frozen=True)
@@ -107,6 +189,14 @@ class Action:
 
     _name: str | None = None
     _bound: Mapping[str, Any] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Burr's docs tell users to override `def is_async(self): return False`. nbflow reads
+        # `is_async` as a property, so such a method would always be truthy: read it as one.
+        override = cls.__dict__.get("is_async")
+        if inspect.isfunction(override):
+            cls.is_async = property(override, doc=override.__doc__)
 
     @property
     def name(self) -> str | None:

@@ -103,6 +103,10 @@ class Application:
         """The action the next step will run, or None once the graph has halted."""
         return self._next
 
+    def get_next_action(self) -> Action | None:
+        """`next_action`, under Apache Burr's name."""
+        return self._next
+
     def context(self, act: Action | None = None) -> ApplicationContext:
         """The `ApplicationContext` an action running as the next step would receive."""
         return ApplicationContext(
@@ -161,17 +165,12 @@ class Application:
         if sync and act.is_async:
             msg = f"Action {act.name!r} is async; run the application with `await app.astep()`, `await app.arun(...)` or `async for ... in app.aiterate(...)`."
             raise AsyncActionError(msg)
-        if self.hooks:
-            fire(
-                self.hooks,
-                "pre_step",
-                app=self,
-                action=act,
-                state=self._state,
-                inputs=dict(inputs or {}),
-                sequence_id=self._sequence_id,
-            )
         return act, functools.partial(self.context, act), time.perf_counter()
+
+    def _pre_step(self, act: Action, inputs: Mapping[str, Any] | None) -> dict:
+        return dict(
+            app=self, action=act, state=self._state, inputs=dict(inputs or {}), sequence_id=self._sequence_id
+        )
 
     def _after(
         self, act: Action, started: float, outcome: StepOutcome | None, exc: BaseException | None
@@ -219,6 +218,8 @@ class Application:
         if begun is None:
             return None
         act, ctx, started = begun
+        if self.hooks:
+            fire(self.hooks, "pre_step", **self._pre_step(act, inputs))
         try:
             outcome = execute_step(act, self._state, inputs, ctx)
         except BaseException as exc:
@@ -237,6 +238,8 @@ class Application:
         if begun is None:
             return None
         act, ctx, started = begun
+        if self.hooks:
+            await afire(self.hooks, "pre_step", **self._pre_step(act, inputs))
         try:
             outcome = await aexecute_step(act, self._state, inputs, ctx)
         except BaseException as exc:

@@ -13,8 +13,8 @@ from typing import Any
 from nbflow.core.actions import declared
 from nbflow.core.application import Application
 from nbflow.core.graph import Graph, _GraphAssembly
-from nbflow.core.hooks import HookGroup, LifecycleHook
-from nbflow.core.persistence import PersisterProtocol, PersistHook, resume_point
+from nbflow.core.hooks import HookGroup, LifecycleHook, as_hook
+from nbflow.core.persistence import PersisterProtocol, PersistHook, load_record, resume_point
 from nbflow.core.state import State
 from nbflow.errors import GraphError
 
@@ -102,6 +102,10 @@ class ApplicationBuilder(_GraphAssembly):
         self._persister = persister
         return self
 
+    def with_state_persister(self, persister: PersisterProtocol) -> ApplicationBuilder:
+        """`with_persister`, under Apache Burr's name."""
+        return self.with_persister(persister)
+
     def initialize_from(
         self,
         persister: PersisterProtocol,
@@ -127,22 +131,30 @@ class ApplicationBuilder(_GraphAssembly):
         self._initialize = (persister, resume_at_next_action, default_state, default_entrypoint)
         return self
 
-    def with_tracker(self, *trackers: LifecycleHook) -> ApplicationBuilder:
-        """Record every step with ``trackers`` (e.g. `nbflow.LocalTracker`), sub-applications too."""
+    def with_tracker(self, *trackers: Any) -> ApplicationBuilder:
+        """Record every step with ``trackers`` (e.g. `nbflow.LocalTracker`), sub-applications too.
+
+        A Burr-style tracking client (with ``pre_run_step``/``post_run_step``) works too; one
+        with a ``copy()`` method gets a copy for each sub-application.
+        """
+        hooks = []
         for tracker in trackers:
-            if not isinstance(tracker, LifecycleHook):
-                msg = f"with_tracker() takes trackers such as nbflow.LocalTracker(project); got {type(tracker).__name__}."
+            hook = as_hook(tracker)
+            if hook is None:
+                msg = f"with_tracker() takes trackers such as nbflow.LocalTracker(project), or a Burr-style tracker with pre_run_step/post_run_step; got {type(tracker).__name__}."
                 raise TypeError(msg)
-        self._tracker = trackers[0] if len(trackers) == 1 else HookGroup(trackers)
+            hooks.append(hook)
+        self._tracker = hooks[0] if len(hooks) == 1 else HookGroup(hooks)
         return self
 
-    def with_hooks(self, *hooks: LifecycleHook) -> ApplicationBuilder:
-        """Attach `LifecycleHook` instances, called in the order given."""
+    def with_hooks(self, *hooks: Any) -> ApplicationBuilder:
+        """Attach hooks, called in the order given: `LifecycleHook` instances, or Burr-style hooks."""
         for hook in hooks:
-            if not isinstance(hook, LifecycleHook):
-                msg = f"with_hooks() takes LifecycleHook instances; got {type(hook).__name__}. Subclass nbflow.LifecycleHook and override pre_step/post_step/pre_run/post_run."
+            adapted = as_hook(hook)
+            if adapted is None:
+                msg = f"with_hooks() takes LifecycleHook instances, or Burr hooks (PreRunStepHook, PostRunStepHook...); got {type(hook).__name__}. Subclass nbflow.LifecycleHook and override pre_step/post_step/pre_run/post_run."
                 raise TypeError(msg)
-        self._hooks.extend(hooks)
+            self._hooks.append(adapted)
         return self
 
     def build(self) -> Application:
@@ -189,7 +201,7 @@ class ApplicationBuilder(_GraphAssembly):
         if self._initialize is None:
             return None
         persister, resume, default_state, default_entrypoint = self._initialize
-        record = persister.load(self._partition_key, self._app_id)
+        record = load_record(persister, self._partition_key, self._app_id)
         if record is None:
             if default_state is None and default_entrypoint is None and self._entrypoint is None:
                 known = persister.list_app_ids(self._partition_key)

@@ -9,6 +9,7 @@ action that ran), its sequence id, its status and the state after it.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -16,7 +17,7 @@ from nbflow.core.hooks import LifecycleHook
 from nbflow.core.state import State
 from nbflow.errors import PersisterConflictError
 
-__all__ = ["PersistedRecord", "PersisterProtocol", "PersistHook", "check_writer", "UNCHECKED"]
+__all__ = ["PersistedRecord", "PersisterProtocol", "PersistHook", "check_writer", "UNCHECKED", "load_record"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,29 @@ class PersisterProtocol(Protocol):
     def load(self, partition_key: str | None, app_id: str | None) -> PersistedRecord | None: ...
 
     def list_app_ids(self, partition_key: str | None = None) -> list[str]: ...
+
+
+def load_record(persister: Any, partition_key: str | None, app_id: str | None) -> PersistedRecord | None:
+    """``persister.load(...)`` as a `PersistedRecord`, whatever the persister returned.
+
+    nbflow's persisters return records; a persister written for Apache Burr returns a dict
+    (``PersistedStateData``: partition_key, app_id, sequence_id, position, state, status).
+    """
+    found = persister.load(partition_key, app_id)
+    if found is None or isinstance(found, PersistedRecord):
+        return found
+    if isinstance(found, Mapping):
+        state = found["state"]
+        return PersistedRecord(
+            found.get("partition_key", partition_key),
+            found.get("app_id", app_id),
+            found["sequence_id"],
+            found["position"],
+            found.get("status", "completed"),
+            state if isinstance(state, State) else State(state),
+        )
+    msg = f"{type(persister).__name__}.load() returned {type(found).__name__}; a persister's load returns a PersistedRecord, a dict with partition_key, app_id, sequence_id, position, state and status (Burr's PersistedStateData), or None."
+    raise TypeError(msg)
 
 
 class PersistHook(LifecycleHook):
@@ -102,7 +126,7 @@ class PersistHook(LifecycleHook):
         if self._atomic:
             self.persister.save(**record, after=self.after)
         else:
-            latest = self.persister.load(app.partition_key, app.app_id)
+            latest = load_record(self.persister, app.partition_key, app.app_id)
             check_writer(app.partition_key, app.app_id, latest.sequence_id if latest else None, self.after)
             self.persister.save(**record)
         self.after = sequence_id if self.after is None else max(self.after, sequence_id)

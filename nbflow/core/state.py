@@ -28,7 +28,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from nbflow.errors import ActionContractError, StateKeyError
+from nbflow.errors import ActionContractError, StateKeyError, StateValueError
 
 __all__ = ["State", "StateList", "known_keys"]
 
@@ -290,7 +290,7 @@ class State(Mapping):
         if isinstance(current, (list, tuple)):
             return StateList([*current, *items])
         msg = f"Cannot append to state key {key!r}: it holds {type(current).__name__}, not a list. Use update({key}=...) to replace it, or append to a list-valued key."
-        raise TypeError(msg)
+        raise StateValueError(msg)
 
     def increment(self, **deltas: int | float) -> State:
         """A new state with each key's number increased by its delta (a missing key counts as 0)."""
@@ -300,7 +300,7 @@ class State(Mapping):
             for what, value in (("it holds", current), ("the increment is", delta)):
                 if not isinstance(value, numbers.Number) or isinstance(value, bool):
                     msg = f"Cannot increment state key {key!r}: {what} {type(value).__name__} {value!r}, not a number. Use update({key}=...) instead."
-                    raise TypeError(msg)
+                    raise StateValueError(msg)
             changes[key] = current + delta
         return self._with(changes)
 

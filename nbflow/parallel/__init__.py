@@ -18,11 +18,17 @@ from nbflow.parallel.executors import (
     resolve_executor,
 )
 from nbflow.parallel.interleaving import StepEvent, ainterleave, interleave
-from nbflow.parallel.map import MapActions, MapActionsAndStates, MapStates, TaskBasedParallelAction
+from nbflow.parallel.map import (
+    MapActions,
+    MapActionsAndStates,
+    MapStates,
+    TaskBasedParallelAction,
+    map_reduce_action,
+)
 from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskInfo, TaskState
 
 __all__ = [
-    "TaskBasedParallelAction", "MapActionsAndStates", "MapStates", "MapActions",
+    "TaskBasedParallelAction", "MapActionsAndStates", "MapStates", "MapActions", "map_reduce_action",
     "SubGraphTask", "RunnableGraph", "TaskInfo", "TaskState",
     "RunConcurrent", "sum_changes", "concat", "last",
     "StepEvent", "interleave", "ainterleave",

@@ -30,6 +30,7 @@ class AsyncExecutor(Executor):
 
     name = "async"
     is_async = True
+    shares_memory = True
 
     def __init__(self, max_concurrency: int = 100):
         if not isinstance(max_concurrency, int) or max_concurrency < 1:

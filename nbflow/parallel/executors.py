@@ -14,8 +14,9 @@ nbflow pickles them itself and sends only the keys they read),
 ``shares_values`` (`share` sends a large value to the workers once, instead of
 with every task), ``flushes_early`` (its batches send what they finished through
 a `nbflow.parallel.channel.Channel` while a stalled task holds them, when given
-``channel=``), ``runs_inline`` (tasks run in the caller's own thread) and
-``is_async``. The `abort` hook stops what is running, as far as the backend can,
+``channel=``), ``runs_inline`` (tasks run in the caller's own thread),
+``shares_memory`` (tasks run in this process, so they may hand results over
+through a queue of the driver's) and ``is_async``. The `abort` hook stops what is running, as far as the backend can,
 when a run is cancelled or interrupted.
 """
 
@@ -53,6 +54,7 @@ class Executor:
     shares_values: bool = False
     flushes_early: bool = False
     runs_inline: bool = False
+    shares_memory: bool = False
     is_async: bool = False
 
     def share(self, value: Any) -> Any:
@@ -158,6 +160,7 @@ class SequentialExecutor(Executor):
 
     name = "sequential"
     runs_inline = True
+    shares_memory = True
 
     def map_unordered(
         self, fn: Callable, items: Iterable[tuple], *, lost: Callable | None = None
@@ -283,6 +286,7 @@ class MultiThreadedExecutor(JoblibExecutor):
     """
 
     name = "threads"
+    shares_memory = True
 
     def __init__(self, max_concurrency: int | None = None, **parallel_kwargs: Any):
         super().__init__("threading", max_concurrency, **parallel_kwargs)

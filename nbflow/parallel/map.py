@@ -22,16 +22,18 @@ import queue
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
-from nbflow.core.actions import Action, ApplicationContext
+from nbflow.core.actions import Action, ApplicationContext, declared
 from nbflow.core.state import State
 from nbflow.errors import HookContractError
 from nbflow.parallel.executors import Executor, resolve_executor
-from nbflow.parallel.running import HOOK_ARGS, HookRaised, StepRun, task_failed
-from nbflow.parallel.signatures import call_declared
-from nbflow.parallel.tasks import SubGraphTask, TaskState, as_runnable
+from nbflow.parallel.running import HOOK_ARGS, HookRaised, StepRun, iterate_async, task_failed
+from nbflow.parallel.signatures import call_declared, takes_parameter
+from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_runnable, copied
 from nbflow.persistence.cache import as_cache
 
-__all__ = ["TaskBasedParallelAction", "MapActionsAndStates", "MapStates", "MapActions", "task_failed"]
+__all__ = [
+    "TaskBasedParallelAction", "MapActionsAndStates", "MapStates", "MapActions", "map_reduce_action", "task_failed",
+]  # fmt: skip
 
 _HOOK_ARGS = HOOK_ARGS
 _REDUCE_ARGS = {1: ("states",), 2: ("state", "states")}
@@ -75,6 +77,14 @@ class TaskBasedParallelAction(Action):
         executor: where the tasks run; overrides the application's executor.
         cache: skip tasks computed before: True (a ``.nbflow-cache`` folder in the
             working directory), a directory, a persister, or a `ResultCache`.
+        ordered: hand ``reduce`` the sub-states in task order rather than as they
+            complete (a later task that finishes first waits for the earlier ones).
+            For a ``reduce`` whose result depends on order. Also a class attribute.
+
+    ``reduce`` may take ``(state, states)`` and return ``state`` updated, or, as in
+    Apache Burr's short form, take only ``(states)`` and return one of them updated:
+    then the keys the action declares in ``writes`` are taken from what it returns
+    and set on the step's state; keys the sub-states carry besides are not written.
     """
 
     on_error: str = "raise"
@@ -87,6 +97,7 @@ class TaskBasedParallelAction(Action):
     _reduce_sees_failures: bool = False
     # Keep the finished sub-states while reduce runs, to hand them over if reduce raises.
     _keep_finished: bool = True
+    ordered: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -102,6 +113,7 @@ class TaskBasedParallelAction(Action):
         timeout: float | None = None,
         executor: Any = None,
         cache: Any = None,
+        ordered: bool | None = None,
     ):
         # Each option not given here keeps what the class declares (on_error = "record" on a subclass).
         on_error = type(self).on_error if on_error is None else on_error
@@ -111,6 +123,8 @@ class TaskBasedParallelAction(Action):
         self.on_error = on_error
         self.retries = retries
         self.timeout = timeout
+        if ordered is not None:
+            self.ordered = bool(ordered)
         if retry_backoff_s is not None:
             self.retry_backoff_s = retry_backoff_s
         if executor is not None:
@@ -186,12 +200,18 @@ class TaskBasedParallelAction(Action):
         spec = own if own is not None else (context.executor if context else None)
         return resolve_executor(spec, for_async=for_async)
 
+    def _merged(self, state: State, result: Any) -> Any:
+        """What a short-form ``reduce(states)`` returned, as the step's state: its declared writes set on ``state``."""
+        if not isinstance(result, State) or takes_parameter(self.reduce, "state"):
+            return result
+        return state.merge({k: result[k] for k in declared(self, "writes") if k in result})
+
     def _run(self, state: State, __context: ApplicationContext | None = None, **inputs: Any) -> State:
         run = StepRun(self, state, __context, inputs, self._executor(__context, for_async=False))
         self._started(run)
         stream = run.stream()
         try:
-            result = call_declared(self.reduce, _REDUCE_ARGS, state=state, states=stream)
+            result = self._merged(state, call_declared(self.reduce, _REDUCE_ARGS, state=state, states=stream))
         except BaseException as exc:
             failure = run.reduce_failed(exc)
             if failure is exc:
@@ -209,6 +229,7 @@ class TaskBasedParallelAction(Action):
         try:
             if inspect.iscoroutinefunction(self.reduce):
                 result = await call_declared(self.reduce, _REDUCE_ARGS, state=state, states=stream)
+                result = self._merged(state, result)
             else:
                 # A plain reduce still streams: it runs in a thread, fed through a queue by a
                 # task on the loop (one hand-off per state, not one loop round trip each).
@@ -218,6 +239,7 @@ class TaskBasedParallelAction(Action):
                     result = await asyncio.to_thread(
                         call_declared, self.reduce, _REDUCE_ARGS, state=state, states=_drain_queue(handoff)
                     )
+                    result = self._merged(state, result)
                 finally:
                     pump.cancel()
                     await asyncio.gather(pump, return_exceptions=True)
@@ -263,10 +285,23 @@ def _pairs(items: Iterable[Any]) -> Iterator[tuple[Any, dict]]:
             yield item, {}
 
 
+def _cascaded(context: ApplicationContext | None) -> dict:
+    """What a task inherits, as Burr's tasks carry it: the tracker (its copy, if it can copy itself),
+    the persister, and the loader (the same instance when the parent's is)."""
+    if context is None:
+        return {}
+    return {
+        "tracker": copied(context.tracker),
+        "state_persister": context.persister,
+        "state_initializer": context.state_initializer,
+    }
+
+
 def _guarded(hook: str, call: Callable[[], Iterable[Any]]) -> Iterator[Any]:
-    """The items a user hook gives; its own exceptions come out as `HookRaised` naming it."""
+    """The items a user hook gives (an async generator too); its own exceptions come out as `HookRaised`."""
     try:
-        iterator = iter(call() or ())
+        given = call()
+        iterator = iterate_async(given) if inspect.isasyncgen(given) else iter(given or ())
     except Exception as exc:
         raise HookRaised(hook, exc) from exc
     while True:
@@ -284,7 +319,8 @@ class MapActionsAndStates(TaskBasedParallelAction):
 
     ``states()`` may yield a `State` or ``(state, inputs)``; ``actions()`` an
     action, an ``@action`` function, a `RunnableGraph`, or ``(action, inputs)``.
-    Tasks are numbered state by state, action by action within each state.
+    Either may be an async generator. Tasks are numbered action by action, and
+    state by state within each action, as Apache Burr numbers them.
     """
 
     def actions(self, state: State, context: ApplicationContext, inputs: dict) -> Iterable[Any]:
@@ -306,14 +342,28 @@ class MapActionsAndStates(TaskBasedParallelAction):
                 _guarded("actions", lambda: call_declared(self.actions, _HOOK_ARGS, **offered))
             )
         ]
-        for sub_state, state_inputs in _pairs(
-            _guarded("states", lambda: call_declared(self.states, _HOOK_ARGS, **offered))
-        ):
+        states = self._checked(
+            _pairs(_guarded("states", lambda: call_declared(self.states, _HOOK_ARGS, **offered)))
+        )
+        if len(actions) != 1:
+            # Each action runs over every state: read the states once. One action (MapStates)
+            # streams them instead, so a million states never sit in memory.
+            states = list(states)
+        for graph, action_inputs in actions:
+            for sub_state, state_inputs in states:
+                yield SubGraphTask(
+                    action=graph,
+                    state=sub_state,
+                    inputs={**action_inputs, **state_inputs},
+                    **_cascaded(context),
+                )
+
+    def _checked(self, states: Iterable[tuple[Any, dict]]) -> Iterator[tuple[State, dict]]:
+        for sub_state, state_inputs in states:
             if not isinstance(sub_state, State):
                 msg = f"{type(self).__name__}.states() yielded {type(sub_state).__name__}; it must yield a State (e.g. state.update(x=...)) or (state, inputs)."
                 raise HookContractError(msg)
-            for graph, action_inputs in actions:
-                yield SubGraphTask(action=graph, state=sub_state, inputs={**action_inputs, **state_inputs})
+            yield sub_state, state_inputs
 
 
 class MapStates(MapActionsAndStates):
@@ -340,9 +390,77 @@ class MapActions(MapActionsAndStates):
     """Runs every action (or sub-graph) from ``actions()`` over the one state from ``state()``."""
 
     def state(self, state: State, inputs: dict) -> Any:
-        """The state every action runs over (a `State`, or ``(state, inputs)``)."""
-        msg = f"{type(self).__name__} must implement state(self, state) returning a State."
-        raise NotImplementedError(msg)
+        """The state every action runs over (a `State`, or ``(state, inputs)``); by default the state as it is."""
+        return state
 
     def states(self, state: State, context: ApplicationContext, inputs: dict) -> Iterable[Any]:
         return [call_declared(self.state, _HOOK_ARGS, state=state, context=context, inputs=inputs)]
+
+
+class _FunctionsMap(MapActionsAndStates):
+    """A map made of plain functions, by `map_reduce_action`."""
+
+    def __init__(
+        self,
+        action: Any,
+        state: Callable[..., Any],
+        reducer: Callable[[State, Any], State],
+        reads: Iterable[str],
+        writes: Iterable[str],
+        inputs: Iterable[str],
+    ) -> None:
+        super().__init__()
+        self._actions_given, self._states_given, self._reducer = action, state, reducer
+        self.reads, self.writes, self.input_names = list(reads), list(writes), list(inputs)
+
+    def actions(self, state: State, context: ApplicationContext, inputs: dict) -> Any:
+        given = self._actions_given
+        if isinstance(given, (list, tuple)):
+            return list(given)
+        if isinstance(given, (Action, RunnableGraph)):
+            return [given]
+        return given(state, context, inputs)
+
+    def states(self, state: State, context: ApplicationContext, inputs: dict) -> Any:
+        given = self._states_given(state, context, inputs)
+        return [given] if isinstance(given, State) else given
+
+    def reduce(self, state: State, states: Any) -> Any:
+        return self._reducer(state, states)
+
+
+def map_reduce_action(
+    action: Any,
+    state: Callable[..., Any],
+    reducer: Callable[[State, Any], State],
+    reads: Iterable[str],
+    writes: Iterable[str],
+    inputs: Iterable[str] = (),
+) -> MapActionsAndStates:
+    """A parallel action from functions, as Apache Burr's ``map_reduce_action`` makes one.
+
+    Args:
+        action: the action (or sub-graph) to run, a list of them, or a function
+            ``(state, context, inputs)`` yielding them.
+        state: a function ``(state, context, inputs)`` giving the states to run over
+            (one `State`, or an iterable of them; an async generator too).
+        reducer: ``(state, states) -> State``, combining the finished sub-states.
+        reads: the state keys the step reads.
+        writes: the state keys the step writes.
+        inputs: the inputs the step takes (kept for Burr's signature).
+
+    Example:
+        >>> from nbflow import action, ApplicationBuilder
+        >>> @action(reads=["x"], writes=["y"])
+        ... def double(state):
+        ...     return state.update(y=state["x"] * 2)
+        >>> step = map_reduce_action(
+        ...     action=double,
+        ...     state=lambda state, context, inputs: (state.update(x=x) for x in [1, 2, 3]),
+        ...     reducer=lambda state, states: state.update(ys=sorted(s["y"] for s in states)),
+        ...     reads=[], writes=["ys"],
+        ... )
+        >>> ApplicationBuilder().with_actions(m=step).with_entrypoint("m").build().run()[2]["ys"]
+        [2, 4, 6]
+    """
+    return _FunctionsMap(action, state, reducer, reads, writes, inputs)

@@ -59,6 +59,7 @@ from nbflow.parallel.tasks import (
     TaskInfo,
     TaskState,
     arun_task,
+    copied,
     run_task,
     task_app_id,
 )
@@ -68,7 +69,7 @@ from nbflow.persistence.fingerprint import DigestMemo
 if TYPE_CHECKING:
     from nbflow.parallel.map import TaskBasedParallelAction
 
-__all__ = ["StepRun", "HookRaised", "task_failed", "HOOK_ARGS"]
+__all__ = ["StepRun", "HookRaised", "task_failed", "iterate_async", "HOOK_ARGS"]
 
 HOOK_ARGS = {1: ("state",), 2: ("state", "context"), 3: ("state", "context", "inputs")}
 _ABSENT = object()
@@ -157,9 +158,6 @@ class StepRun:
         self.inputs = inputs
         self.executor = executor
         self.pending: dict[int, SubGraphTask] = {}
-        # Outcomes of tasks finished in this process's threads, until the executor hands them
-        # over; after a cancel or Ctrl-C they are what an abandoned batch would otherwise drop.
-        self.completed: dict[int, Outcome] = {}
         self.cache = as_cache(owner.cache)
         self.cache_keys: dict[int, str] = {}
         # Digests of code and shared values, computed once per run (a global may change between runs).
@@ -184,6 +182,11 @@ class StepRun:
         # Worker processes known to run this step's tasks (they said so through the channel).
         self.worker_pids: set[int] = set()
         self.settling = False
+        # With owner.ordered: sub-states held back until those of every earlier task are out,
+        # and the positions of tasks that will never come (dropped at a stop).
+        self._held: dict[int, TaskState] = {}
+        self._gaps: set[int] = set()
+        self._next_out = 0
         # The finished sub-states, kept only for an owner whose reduce may fail (see HookError).
         self.delivered: list[TaskState] | None = [] if owner._keep_finished else None
         owner._control().add(self)
@@ -205,10 +208,10 @@ class StepRun:
         parent_id = ctx.app_id if ctx else "root"
         seq = ctx.sequence_id if ctx else 0
         try:
-            produced = iter(
-                call_declared(self.owner.tasks, HOOK_ARGS, state=self.state, context=ctx, inputs=self.inputs)
-                or ()
+            given = call_declared(
+                self.owner.tasks, HOOK_ARGS, state=self.state, context=ctx, inputs=self.inputs
             )
+            produced = iterate_async(given) if inspect.isasyncgen(given) else iter(given or ())
         except Exception as exc:
             self.hook_failure = ("tasks", exc)
             return
@@ -236,8 +239,12 @@ class StepRun:
                 yield task
 
     def _prepare(self, task: SubGraphTask, position: int, parent_id: str, seq: int) -> bool:
-        """Number ``task``, give it an id, and look it up in the cache: True if it must run."""
+        """Number ``task``, give it an id and its tracker, and look it up in the cache: True if it must run."""
         task.index = position
+        if task.tracker is None and self.context is not None:
+            tracker = copied(self.context.tracker)
+            if tracker is not self.context.tracker:
+                task.tracker = tracker
         start = None
         if self.cache is not None:
             start = self.digests.task(task.graph.reads, task.inputs, task.state)
@@ -284,7 +291,7 @@ class StepRun:
         msg = f"Task {index} of {self.name!r} ({task.describe()}) took its worker process down twice ({type(error).__name__}: {error}); it is recorded as failed and the other tasks went on. Look for a crash in native code, or memory use past the machine's limit."
         return Outcome(index, None, 2, 0.0, WorkerCrashedError(msg))
 
-    def _calls(self) -> tuple[Callable, Iterator[tuple]]:
+    def _calls(self, inbox: Any = None) -> tuple[Callable, Iterator[tuple]]:
         parent = self.context
         owner = self.owner
         if self.executor.ships_tasks:
@@ -304,10 +311,18 @@ class StepRun:
                 self.digests.modules,
             )
             return run_shipped, (packer.pack(t) for t in self._tasks())
-        fn = arun_task if self.executor.is_async else functools.partial(_noting, self.completed)
+        if self.executor.is_async:
+            fn: Callable = arun_task
+        elif inbox is not None and self.executor.shares_memory:
+            # Each task hands its outcome over the moment it ends, not when its batch does: a
+            # batch stuck behind a hung task would otherwise hold back the ones before it.
+            fn = functools.partial(_delivering, inbox)
+        else:
+            fn = run_task
         options = (owner.retries, owner.retry_backoff_s, self.cancel, owner.timeout)
         items = (
-            (t.graph, t.state, t.inputs, t.application_id, t.index, parent, *options) for t in self._tasks()
+            (t.graph, t.state, t.inputs, t.application_id, t.index, t.context_for(parent), *options)
+            for t in self._tasks()
         )
         return fn, items
 
@@ -315,15 +330,16 @@ class StepRun:
 
     def _open(self, loop: asyncio.AbstractEventLoop | None) -> tuple[Any, Any, Channel | None]:
         """Start the tasks: ``(inbox, pump, channel)``; results arrive in the inbox."""
-        fn, items = self._calls()
         kwargs: dict[str, Any] = {}
         if self.executor.ships_tasks:
             # Worker processes can die; only executors that have them are asked to report it.
             kwargs["lost"] = self._lost
         if loop is None and self.executor.runs_inline:
+            fn, items = self._calls()
             self._inbox = _Inline(self.executor.map_unordered(fn, items, **kwargs))
             return self._inbox, None, None
         inbox = self._inbox = _Inbox(loop)
+        fn, items = self._calls(inbox)
         channel = None
         if self.executor.flushes_early:
             channel = Channel(functools.partial(self._heard, inbox))
@@ -361,14 +377,30 @@ class StepRun:
                 # Raised through reduce's loop, but not reduce's doing: `reduce_failed` lets it pass.
                 self.stream_error = payload
                 raise payload
-            return self._ready(), True
+            return self._in_order(self._ready(), last=True), True
         if kind == _STOP:
             return [], True
         subs = self._ready()
         sub = self._accept(payload)
         if sub is not None:
             subs.append(sub)
-        return subs, self.failure is not None or self.cancel_requested
+        done = self.failure is not None or self.cancel_requested
+        return self._in_order(subs, last=done), done
+
+    def _in_order(self, subs: list[TaskState], last: bool = False) -> list[TaskState]:
+        """``subs`` as reduce should see them: as they came, or (ordered) in task order."""
+        if not self.owner.ordered:
+            return subs
+        for sub in subs:
+            self._held[sub.task.index] = sub
+        out = []
+        while self._next_out in self._held or self._next_out in self._gaps:
+            if self._next_out in self._held:
+                out.append(self._held.pop(self._next_out))
+            self._next_out += 1
+        if last:
+            out.extend(self._held.pop(i) for i in sorted(self._held))
+        return out
 
     def _ready(self) -> list[TaskState]:
         subs = []
@@ -380,9 +412,10 @@ class StepRun:
         """The sub-state for ``reduce`` from one result; None to skip it. Sets ``failure`` to stop."""
         # Shipped tasks come back as (index, bytes) holding only the keys they changed.
         outcome: Outcome = raw if isinstance(raw, Outcome) else self._unpickle(*raw)
-        self.completed.pop(outcome.index, None)
         task = self.pending.pop(outcome.index, None)
         if task is None or outcome.cancelled:
+            if outcome.cancelled:
+                self._gaps.add(outcome.index)
             return None  # already taken (sent early, then again), or never started
         if outcome.changes is not None:
             outcome.state = apply_changes(task.state, *outcome.changes)
@@ -435,19 +468,14 @@ class StepRun:
             pump.join(_SETTLE_S)
 
     def _collect(self, inbox: Any) -> list[TaskState]:
-        """Every result that came in, and every task a thread finished, as sub-states for reduce."""
+        """Every result that came in, as sub-states for reduce."""
         subs = self._ready()
         for kind, payload in inbox.take_all():
             if kind == _RESULT:
                 sub = self._accept(payload)
                 if sub is not None:
                     subs.append(sub)
-        # Tasks a thread finished but the executor had not handed over yet (their batch is stuck).
-        for outcome in list(self.completed.values()):
-            sub = self._accept(outcome)
-            if sub is not None:
-                subs.append(sub)
-        return subs
+        return self._in_order(subs, last=True)
 
     def _wind_down(self, inbox: Any, pump: Any) -> None:
         """Whatever ended the stream: nothing new starts, and what still runs is stopped or let go."""
@@ -601,7 +629,8 @@ def _pump_thread(start: Callable[[], Iterator[Any]], inbox: _Inbox) -> None:
         results = start()
         try:
             for result in results:
-                inbox.put((_RESULT, result))
+                if result is not None:  # None: the task delivered its outcome itself
+                    inbox.put((_RESULT, result))
         finally:
             results.close()
     except BaseException as exc:
@@ -626,6 +655,50 @@ async def _pump_task(results: Any, inbox: _Inbox) -> None:
     inbox.put((_END, None))
 
 
+def iterate_async(agen: Any) -> Iterator[Any]:
+    """The items of an async generator, for sync code on any thread (``async def tasks()`` that yields).
+
+    It runs on an event loop of its own thread, at most a few items ahead of the reader.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=16)
+    stop = threading.Event()
+
+    def put(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    async def produce() -> None:
+        try:
+            async for item in agen:
+                if not put((_RESULT, item)):
+                    return
+        except BaseException as exc:
+            put((_END, exc))
+            return
+        finally:
+            await agen.aclose()
+        put((_END, None))
+
+    thread = threading.Thread(target=asyncio.run, args=(produce(),), name="nbflow-async-tasks", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == _END:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        thread.join()
+
+
 def task_failed(
     name: str,
     index: int,
@@ -644,10 +717,8 @@ def task_failed(
     return exc
 
 
-def _noting(completed: dict[int, Outcome], *args: Any) -> Outcome:
-    outcome = run_task(*args)
-    completed[outcome.index] = outcome
-    return outcome
+def _delivering(inbox: _Inbox, *args: Any) -> None:
+    inbox.put((_RESULT, run_task(*args)))
 
 
 def _info(task: SubGraphTask, **fields: Any) -> TaskInfo:

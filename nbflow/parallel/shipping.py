@@ -174,7 +174,7 @@ class Packer:
             inputs,
             task.application_id,
             task.index,
-            self.parent,
+            task.context_for(self.parent),
             self.retries,
             self.backoff_s,
             self.timeout,

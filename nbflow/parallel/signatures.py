@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["call_declared"]
+__all__ = ["call_declared", "takes_parameter"]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -47,3 +47,14 @@ def call_declared(fn: Callable, positional: Mapping[int, tuple[str, ...]], /, **
         msg = f"{getattr(fn, '__qualname__', fn)} takes parameters {list(names)}; nbflow can call it with {shapes}."
         raise TypeError(msg)
     return fn(*(offered[n] for n in positional[len(names)]))
+
+
+def takes_parameter(fn: Callable, name: str) -> bool:
+    """Whether ``fn`` (a function or bound method) takes a value called ``name``, or any keyword.
+
+    A hook with two or more parameters not all named like the values on offer takes
+    ``state`` by position (``reduce(self, s, subs)``), so it counts as taking it too.
+    """
+    func = getattr(fn, "__func__", fn)
+    names, takes_any = _parameters(func, func is not fn)
+    return takes_any or name in names or len(names) >= 2

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
 import hashlib
 import reprlib
@@ -29,13 +30,15 @@ from typing import Any
 from nbflow.core.actions import Action, ApplicationContext, as_action, declared
 from nbflow.core.application import Application
 from nbflow.core.graph import Graph
-from nbflow.core.persistence import PersistHook, resume_point
+from nbflow.core.hooks import as_hook
+from nbflow.core.persistence import PersistHook, load_record, resume_point
 from nbflow.core.state import State
 from nbflow.errors import GraphError, HookContractError, TaskTimeoutError
 from nbflow.persistence.fingerprint import DigestMemo
 
 __all__ = [
     "RunnableGraph", "SubGraphTask", "TaskInfo", "TaskState", "as_runnable", "task_app_id", "PointInterrupted",
+    "copied",
 ]  # fmt: skip
 
 _SHORT = reprlib.Repr()
@@ -88,6 +91,20 @@ class RunnableGraph(Action):
         self.reads = _outside_reads(graph, entrypoint)
         self.writes = sorted(written)
         self.keys = list(dict.fromkeys([*read, *sorted(written)]))
+
+    @staticmethod
+    def create(from_: Any) -> RunnableGraph:
+        """A one-action graph for an action or ``@action`` function; a `RunnableGraph` as it is (Burr's API).
+
+        Example:
+            >>> from nbflow import action
+            >>> @action(reads=[], writes=["x"])
+            ... def one(state):
+            ...     return state.update(x=1)
+            >>> RunnableGraph.create(one).halt_after
+            ['one']
+        """
+        return as_runnable(from_, "RunnableGraph.create(...)")
 
     @functools.cached_property
     def is_async(self) -> bool:
@@ -199,28 +216,63 @@ class SubGraphTask:
     """One unit of work for `TaskBasedParallelAction`: a graph, a state and inputs.
 
     Args:
-        action: an action, an ``@action`` function, or a `RunnableGraph`.
+        action: an action, an ``@action`` function, or a `RunnableGraph`
+            (``graph=`` is the same, under Apache Burr's name).
         state: the state the task starts from.
         inputs: inputs offered to the task's actions.
         application_id: a stable id; derived from the parent step and the task's
-            position when not given.
+            position (and, with a persister, what it starts from) when not given.
+        tracker: this task's tracker, instead of the one it would inherit.
+        state_persister: where this task saves its steps, instead of the inherited persister.
+        state_initializer: where it resumes from, when not the same as ``state_persister``.
     """
 
-    action: Any
-    state: State
+    action: Any = None
+    state: State = None  # type: ignore[assignment]
     inputs: Mapping[str, Any] = field(default_factory=dict)
     application_id: str | None = None
-    index: int = -1
-    graph: RunnableGraph = field(init=False, repr=False)
+    tracker: Any = None
+    state_persister: Any = None
+    state_initializer: Any = None
+    graph: Any = None
+    index: int = field(default=-1, repr=False)
 
     def __post_init__(self) -> None:
-        self.graph = as_runnable(self.action, "SubGraphTask(action=...)")
+        if self.action is None and self.graph is None:
+            msg = "SubGraphTask needs its work: action=... (an action, an @action function or a RunnableGraph) or graph=RunnableGraph(...)."
+            raise HookContractError(msg)
+        if self.action is not None and self.graph is not None and self.action is not self.graph:
+            msg = "SubGraphTask takes action=... or graph=..., not both: they name the same thing."
+            raise HookContractError(msg)
+        self.graph = as_runnable(
+            self.action if self.action is not None else self.graph, "SubGraphTask(action=...)"
+        )
+        self.action = self.graph
         if not isinstance(self.state, State):
             if not isinstance(self.state, Mapping):
                 msg = f"SubGraphTask(state=...) takes a State; got {type(self.state).__name__}."
                 raise HookContractError(msg)
             self.state = State(self.state)
         self.inputs = dict(self.inputs or {})
+
+    def context_for(self, parent: ApplicationContext | None) -> ApplicationContext | None:
+        """The parent context this task's sub-application runs under, with its own overrides."""
+        if parent is None or (
+            self.tracker is None and self.state_persister is None and self.state_initializer is None
+        ):
+            return parent
+        changes: dict[str, Any] = {}
+        if self.tracker is not None:
+            tracker = as_hook(self.tracker)
+            if tracker is None:
+                msg = f"SubGraphTask(tracker=...) takes a tracker (a LifecycleHook, or a Burr-style one with pre_run_step/post_run_step); got {type(self.tracker).__name__}."
+                raise HookContractError(msg)
+            changes["tracker"] = tracker
+        if self.state_persister is not None:
+            changes["persister"] = self.state_persister
+        if self.state_initializer is not None and self.state_initializer is not self.state_persister:
+            changes["loader"] = self.state_initializer
+        return dataclasses.replace(parent, **changes)
 
     def describe(self) -> str:
         """A short label for messages: its inputs, or the values of the keys its graph reads."""
@@ -290,6 +342,11 @@ class Outcome:
     resumed: bool = False
 
 
+def copied(tracker: Any) -> Any:
+    """``tracker.copy()`` if it has one (Burr's convention: each sub-application gets a copy), else itself."""
+    return tracker.copy() if callable(getattr(tracker, "copy", None)) else tracker
+
+
 def _task_app(
     graph: RunnableGraph, state: State, app_id: str, parent: ApplicationContext | None
 ) -> Application | State:
@@ -298,16 +355,18 @@ def _task_app(
     Returns the saved final state instead when an earlier run already finished the task.
     """
     persister = parent.persister if parent else None
+    loader = parent.state_initializer if parent else None
     tracker = parent.tracker if parent else None
     partition_key = parent.partition_key if parent else None
     entrypoint, sequence_id, restored_from = graph.entrypoint, 0, None
-    if persister is not None:
-        record = persister.load(partition_key, app_id)
+    if loader is not None:
+        record = load_record(loader, partition_key, app_id)
         if record is not None:
             next_action, sequence_id = resume_point(graph.graph, record)
             if next_action is None or (record.status == "completed" and record.position in graph.halt_after):
                 return record.state
-            state, entrypoint, restored_from = record.state, next_action.name, record.sequence_id
+            state, entrypoint = record.state, next_action.name
+            restored_from = record.sequence_id if loader is persister else None
     hooks: list = [PersistHook(persister, after=restored_from)] if persister is not None else []
     if tracker is not None:
         hooks.append(tracker)
