@@ -4,6 +4,7 @@ Importing nbflow is cheap: it pulls in no IPython, ipywidgets, graphviz or
 pandas. Those load where they are used.
 """
 
+from nbflow._version import __version__ as __version__
 from nbflow.core import (
     Action,
     Application,
@@ -29,6 +30,7 @@ from nbflow.core import (
     action,
     default,
     expr,
+    extensions,
     when,
 )
 from nbflow.errors import (
@@ -110,8 +112,6 @@ from nbflow.sweeps import (
     zipped,
 )
 
-__version__ = "0.1.0"
-
 __all__ = [
     # state
     "State", "StateList",
@@ -148,6 +148,33 @@ __all__ = [
     "SerializationError", "NotRecordedError", "SweepError", "StaleCodeError",
     "StateValueError", "HookContractError",
 ]  # fmt: skip
+
+
+# Features the lower layers offer but the upper ones implement, found on first use (see
+# nbflow.core.extensions): the core never imports viz, widgets or the notebook layer.
+
+
+def _visualize():
+    from nbflow.viz import visualize
+
+    return visualize
+
+
+def _show_graph_live():
+    from nbflow.widgets import GraphView
+
+    return GraphView.showing
+
+
+def _live_table():
+    from nbflow.notebook.live import live_table
+
+    return live_table
+
+
+extensions.provide("visualize", _visualize)
+extensions.provide("show_graph_live", _show_graph_live)
+extensions.provide("live_table", _live_table)
 
 
 def load_ipython_extension(ipython) -> None:

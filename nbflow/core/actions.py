@@ -19,13 +19,13 @@ import importlib
 import inspect
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nbflow.core.state import State
 from nbflow.errors import ActionReturnTypeError, MissingInputError
 
-__all__ = ["Action", "FunctionAction", "action", "ApplicationContext", "declared"]
+__all__ = ["Action", "FunctionAction", "FingerprintParts", "action", "ApplicationContext", "declared"]
 
 
 @dataclass(frozen=True, init=False)
@@ -167,6 +167,25 @@ class _InputSpec:
         return cls(tuple(required), tuple(optional), takes_any, context_param)
 
 
+@dataclass(frozen=True)
+class FingerprintParts:
+    """What decides an action's results besides its reads and writes (see `Action.fingerprint_parts`).
+
+    Attributes:
+        code: what is digested by what it does: a function (by its code), a
+            class (by its code when it is the user's, else by name and package
+            version) or a `Graph` (its actions, transitions and conditions).
+        data: values digested as data. One that cannot be digested is an
+            error: two runs must never pass for the same when they are not.
+        loose: values digested as data where possible, else by type alone
+            (a client or a lock an action holds beside what it computes with).
+    """
+
+    code: Any
+    data: Mapping[str, Any] = field(default_factory=dict)
+    loose: Mapping[str, Any] = field(default_factory=dict)
+
+
 class Action:
     """Base class for class-based actions.
 
@@ -189,6 +208,10 @@ class Action:
 
     _name: str | None = None
     _bound: Mapping[str, Any] = {}
+
+    #: How a drawing labels the tasks this action fans out to ("each task", "concurrent");
+    #: None for an action that runs no tasks of its own.
+    fan_out: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -274,6 +297,32 @@ class Action:
             kwargs[spec.context_param] = context() if callable(context) else context
         return kwargs
 
+    # -- what the action says about itself -------------------------------------------------
+
+    def fingerprint_parts(self) -> FingerprintParts:
+        """What decides this action's results besides its reads and writes: the cache key's code part.
+
+        By default its class, its bound inputs, and its instance attributes (loosely:
+        an attribute that cannot be digested counts by its type). Override it when
+        the results depend on something else, or on less.
+        """
+        cls = type(self)
+        skip = _NOT_BEHAVIOUR | _cached_properties(cls)
+        loose = {k: v for k, v in vars(self).items() if k not in skip}
+        return FingerprintParts(code=cls, data={"bound": dict(self._bound)}, loose=loose)
+
+    def children(self) -> list[Any] | None:
+        """The sub-graphs (`RunnableGraph`s) this action's tasks run, when known without a state.
+
+        [] for an action that runs none; None when they depend on the state it
+        runs on. Drawings show them; nothing is run to find them.
+        """
+        return []
+
+    def task_count(self) -> int | None:
+        """How many tasks this action will run, when known before it runs; else None."""
+        return None
+
     # -- deriving new actions --------------------------------------------------------------
 
     def _copy(self) -> Action:
@@ -306,6 +355,18 @@ class Action:
         return f"<{type(self).__name__} {self.name!r} reads={declared(self, 'reads')} writes={declared(self, 'writes')}>"
 
 
+# Instance attributes that are bookkeeping (or covered by the reads and writes), not behaviour.
+_NOT_BEHAVIOUR = frozenset({"_name", "reads", "writes", "_bound"})
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_properties(cls: type) -> frozenset[str]:
+    # Their values sit in the instance dict only once read; they derive from the rest anyway.
+    return frozenset(
+        k for c in cls.__mro__ for k, v in vars(c).items() if isinstance(v, functools.cached_property)
+    )
+
+
 class FunctionAction(Action):
     """An action made from a function by the `action` decorator.
 
@@ -325,6 +386,9 @@ class FunctionAction(Action):
 
     def _callable(self) -> Callable:
         return self.fn
+
+    def fingerprint_parts(self) -> FingerprintParts:
+        return FingerprintParts(code=self.fn, data={"bound": dict(self._bound)})
 
     def __call__(self, state: State, **inputs: Any) -> Any:
         return self.fn(state, **{**self._bound, **inputs})

@@ -17,8 +17,10 @@ from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mappi
 from typing import Any
 
 from nbflow.core.actions import Action, ApplicationContext
+from nbflow.core.extensions import use as extension
 from nbflow.core.graph import Graph
 from nbflow.core.hooks import LifecycleHook, afire, fire
+from nbflow.core.machines import HAND_OUT, adrive, aresult_of, drive, result_of
 from nbflow.core.state import State
 from nbflow.core.step import StepOutcome, aexecute_step, execute_step
 from nbflow.errors import AsyncActionError, HaltError
@@ -26,6 +28,9 @@ from nbflow.errors import AsyncActionError, HaltError
 __all__ = ["Application"]
 
 StepResult = tuple[Action, Any, State]
+
+# What the step machine asks its driver for: fire a hook; run an action.
+_FIRE, _EXECUTE = "fire", "execute"
 
 
 class Application:
@@ -139,10 +144,8 @@ class Application:
             show_conditions: label conditional transitions with their condition.
             show_state_keys: list each action's reads and writes.
         """
-        # The core only forwards, so that `import nbflow` stays free of graphviz.
-        from nbflow.viz import visualize
-
-        return visualize(
+        # Drawing lives in nbflow.viz, above the core: it lends it through the registry.
+        return extension("visualize")(
             self,
             output_file,
             format=format,
@@ -214,43 +217,73 @@ class Application:
         Raises:
             AsyncActionError: the next action is async (use `astep`).
         """
-        begun = self._begin(inputs, sync=True)
-        if begun is None:
-            return None
-        act, ctx, started = begun
-        if self.hooks:
-            fire(self.hooks, "pre_step", **self._pre_step(act, inputs))
-        try:
-            outcome = execute_step(act, self._state, inputs, ctx)
-        except BaseException as exc:
-            event = self._after(act, started, None, exc)
-            if self.hooks:
-                fire(self.hooks, "post_step", **event)
-            raise
-        event = self._after(act, started, outcome, None)
-        if self.hooks:
-            fire(self.hooks, "post_step", **event)
-        return act, outcome.result, outcome.state
+        return result_of(drive(self._step_machine(inputs, sync=True), self._perform))
 
     async def astep(self, inputs: Mapping[str, Any] | None = None) -> StepResult | None:
         """`step` for async code: awaits async actions and runs sync ones inline."""
-        begun = self._begin(inputs, sync=False)
+        return await aresult_of(self._step_machine(inputs, sync=False), self._aperform)
+
+    # -- the step machine: the logic once, for `_perform` to call and `_aperform` to await ------
+
+    def _step_machine(self, inputs: Mapping[str, Any] | None, sync: bool) -> Generator[tuple, Any, Any]:
+        begun = self._begin(inputs, sync)
         if begun is None:
             return None
         act, ctx, started = begun
         if self.hooks:
-            await afire(self.hooks, "pre_step", **self._pre_step(act, inputs))
+            yield (_FIRE, "pre_step", self._pre_step(act, inputs))
         try:
-            outcome = await aexecute_step(act, self._state, inputs, ctx)
+            outcome = yield (_EXECUTE, act, inputs, ctx)
         except BaseException as exc:
             event = self._after(act, started, None, exc)
             if self.hooks:
-                await afire(self.hooks, "post_step", **event)
+                yield (_FIRE, "post_step", event)
             raise
         event = self._after(act, started, outcome, None)
         if self.hooks:
-            await afire(self.hooks, "post_step", **event)
+            yield (_FIRE, "post_step", event)
         return act, outcome.result, outcome.state
+
+    def _run_machine(
+        self,
+        halt_after: Iterable[str] | None,
+        halt_before: Iterable[str] | None,
+        inputs: Mapping[str, Any] | None,
+        sync: bool,
+    ) -> Generator[tuple, Any, Any]:
+        after, before = self._halts(halt_after, halt_before)
+        if self.hooks:
+            event = dict(app=self, halt_after=after, halt_before=before, inputs=dict(inputs or {}))
+            yield (_FIRE, "pre_run", event)
+        last: StepResult = (None, None, self._state)  # type: ignore[assignment]
+        exception = None
+        try:
+            while self._next is not None:
+                if self._next.name in before:
+                    last = (self._next, None, self._state)
+                    break
+                last = yield from self._step_machine(inputs, sync)
+                yield (HAND_OUT, last)
+                if last[0].name in after:
+                    break
+        except BaseException as exc:
+            exception = exc
+            raise
+        finally:
+            if self.hooks:
+                event = dict(app=self, action=last[0], result=last[1], state=self._state, exception=exception)
+                yield (_FIRE, "post_run", event)
+        return last
+
+    def _perform(self, request: tuple) -> Any:
+        if request[0] == _FIRE:
+            return fire(self.hooks, request[1], **request[2])
+        return execute_step(request[1], self._state, request[2], request[3])
+
+    async def _aperform(self, request: tuple) -> Any:
+        if request[0] == _FIRE:
+            return await afire(self.hooks, request[1], **request[2])
+        return await aexecute_step(request[1], self._state, request[2], request[3])
 
     # -- many steps ------------------------------------------------------------------------
 
@@ -282,56 +315,14 @@ class Application:
         Jupyter notebook shows the graph live while it runs (`nbflow.widgets.GraphView`).
         """
         if display:
-            # The core only forwards, so that `import nbflow` stays free of ipywidgets and graphviz.
-            from nbflow.widgets import GraphView
-
-            with GraphView.showing(self):
+            # The live view lives in nbflow.widgets, above the core: it lends it through the registry.
+            with extension("show_graph_live")(self):
                 return (
                     yield from self.iterate(halt_after=halt_after, halt_before=halt_before, inputs=inputs)
                 )
-        after, before = self._halts(halt_after, halt_before)
-        if self.hooks:
-            fire(
-                self.hooks,
-                "pre_run",
-                app=self,
-                halt_after=after,
-                halt_before=before,
-                inputs=dict(inputs or {}),
-            )
-        last: StepResult = (None, None, self._state)  # type: ignore[assignment]
-        try:
-            while self._next is not None:
-                if self._next.name in before:
-                    last = (self._next, None, self._state)
-                    break
-                last = self.step(inputs)  # type: ignore[assignment]
-                yield last
-                if last[0].name in after:
-                    break
-        except BaseException as exc:
-            if self.hooks:
-                fire(
-                    self.hooks,
-                    "post_run",
-                    app=self,
-                    action=last[0],
-                    result=last[1],
-                    state=self._state,
-                    exception=exc,
-                )
-            raise
-        if self.hooks:
-            fire(
-                self.hooks,
-                "post_run",
-                app=self,
-                action=last[0],
-                result=last[1],
-                state=self._state,
-                exception=None,
-            )
-        return last
+        return (
+            yield from drive(self._run_machine(halt_after, halt_before, inputs, sync=True), self._perform)
+        )
 
     def run(
         self,
@@ -350,12 +341,9 @@ class Application:
             ``(action, result, state)`` of the last step run; with ``halt_before``,
             the action that would run next with a result of None.
         """
-        gen = self.iterate(halt_after=halt_after, halt_before=halt_before, inputs=inputs, display=display)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value
+        return result_of(
+            self.iterate(halt_after=halt_after, halt_before=halt_before, inputs=inputs, display=display)
+        )
 
     def aiterate(
         self,
@@ -365,59 +353,7 @@ class Application:
         inputs: Mapping[str, Any] | None = None,
     ) -> AsyncGenerator[StepResult, None]:
         """`iterate` for async code: an async generator of ``(action, result, state)``."""
-        return self._aiterate(halt_after, halt_before, inputs, [])
-
-    async def _aiterate(
-        self,
-        halt_after: Iterable[str] | None,
-        halt_before: Iterable[str] | None,
-        inputs: Mapping[str, Any] | None,
-        final: list[StepResult],
-    ) -> AsyncGenerator[StepResult, None]:
-        # An async generator cannot return a value, so the last step lands in `final` for arun.
-        after, before = self._halts(halt_after, halt_before)
-        if self.hooks:
-            await afire(
-                self.hooks,
-                "pre_run",
-                app=self,
-                halt_after=after,
-                halt_before=before,
-                inputs=dict(inputs or {}),
-            )
-        last: StepResult = (None, None, self._state)  # type: ignore[assignment]
-        try:
-            while self._next is not None:
-                if self._next.name in before:
-                    last = (self._next, None, self._state)
-                    break
-                last = await self.astep(inputs)  # type: ignore[assignment]
-                yield last
-                if last[0].name in after:
-                    break
-        except BaseException as exc:
-            if self.hooks:
-                await afire(
-                    self.hooks,
-                    "post_run",
-                    app=self,
-                    action=last[0],
-                    result=last[1],
-                    state=self._state,
-                    exception=exc,
-                )
-            raise
-        if self.hooks:
-            await afire(
-                self.hooks,
-                "post_run",
-                app=self,
-                action=last[0],
-                result=last[1],
-                state=self._state,
-                exception=None,
-            )
-        final.append(last)
+        return adrive(self._run_machine(halt_after, halt_before, inputs, sync=False), self._aperform, [])
 
     async def arun(
         self,
@@ -429,12 +365,8 @@ class Application:
     ) -> StepResult:
         """`run` for async code."""
         if display:
-            # The core only forwards, so that `import nbflow` stays free of ipywidgets and graphviz.
-            from nbflow.widgets import GraphView
-
-            with GraphView.showing(self):
+            with extension("show_graph_live")(self):
                 return await self.arun(halt_after=halt_after, halt_before=halt_before, inputs=inputs)
-        final: list[StepResult] = []
-        async for _ in self._aiterate(halt_after, halt_before, inputs, final):
-            pass
-        return final[0]
+        return await aresult_of(
+            self._run_machine(halt_after, halt_before, inputs, sync=False), self._aperform
+        )

@@ -13,6 +13,7 @@ from typing import Any
 
 from nbflow.core.actions import Action, as_action, declared
 from nbflow.core.conditions import Condition, default
+from nbflow.core.extensions import use as extension
 from nbflow.core.state import State
 from nbflow.errors import GraphError
 
@@ -91,10 +92,8 @@ class Graph:
             show_state_keys: list each action's reads and writes.
             entrypoint: the action to mark as the start.
         """
-        # The core only forwards, so that `import nbflow` stays free of graphviz.
-        from nbflow.viz import visualize
-
-        return visualize(
+        # Drawing lives in nbflow.viz, above the core: it lends it through the registry.
+        return extension("visualize")(
             self,
             output_file,
             format=format,

@@ -29,7 +29,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 
 from nbflow.errors import Interrupted
-from nbflow.parallel.executors import resolve_executor
+from nbflow.parallel.registry import resolve_executor
 from nbflow.sweeps.grids import grid, zipped
 from nbflow.sweeps.runner import Sweep
 
@@ -191,9 +191,14 @@ class ParallelMapMagics(Magics):
             raise UsageError(msg) from None
         namespace = {n: user_ns[n] for n in body_names if n in user_ns and n not in axes}
         collect = [n.strip() for n in options.collect.split(",") if n.strip()] if options.collect else None
-        executor = resolve_executor(options.executor)
-        if options.n_jobs is not None:
-            executor.max_concurrency = options.n_jobs
+        try:
+            # Through the executor's own constructor, so that --n-jobs 0 is refused, not ignored.
+            extra = {"max_concurrency": options.n_jobs} if options.n_jobs is not None else {}
+            executor = resolve_executor(options.executor, **extra)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(
+                f"%%parallel_map: --executor {options.executor} --n-jobs {options.n_jobs}: {exc}"
+            ) from None
         points = (zipped if options.zip else grid)(**axes)
         try:
             sweep = Sweep(

@@ -13,9 +13,6 @@ from nbflow.parallel.executors import (
     MultiProcessExecutor,
     MultiThreadedExecutor,
     SequentialExecutor,
-    known_executors,
-    register_executor,
-    resolve_executor,
 )
 from nbflow.parallel.interleaving import StepEvent, ainterleave, interleave
 from nbflow.parallel.map import (
@@ -25,6 +22,7 @@ from nbflow.parallel.map import (
     TaskBasedParallelAction,
     map_reduce_action,
 )
+from nbflow.parallel.registry import known_executors, register_executor, resolve_executor
 from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskInfo, TaskState
 
 __all__ = [

@@ -226,8 +226,8 @@ class DaskExecutor(_ClusterExecutor):
         max_concurrency: int | None = None,
         **cluster_kwargs: Any,
     ):
+        super().__init__(max_concurrency)  # a bad value is reported whether or not the extra is installed
         _require("distributed", "dask")
-        super().__init__(max_concurrency)
         self.client = client
         self.address = address
         self.local = local
@@ -405,8 +405,8 @@ class RayExecutor(_ClusterExecutor):
     name = "ray"
 
     def __init__(self, address: str | None = None, *, max_concurrency: int | None = None, **init_kwargs: Any):
-        _require("ray", "ray")
         super().__init__(max_concurrency)
+        _require("ray", "ray")
         self.address = address
         self.init_kwargs = init_kwargs
         self._started = False

@@ -105,6 +105,14 @@ class RunConcurrent(TaskBasedParallelAction):
         self.writes = sorted(writers)
         self._writers = writers
 
+    fan_out = "concurrent"
+
+    def children(self) -> list[RunnableGraph]:
+        return list(self.items)
+
+    def task_count(self) -> int:
+        return len(self.items)
+
     def tasks(self, state: State, context: ApplicationContext, inputs: dict) -> Iterator[SubGraphTask]:
         for item in self.items:
             yield SubGraphTask(action=item, state=state, inputs=inputs)

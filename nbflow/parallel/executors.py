@@ -23,6 +23,7 @@ when a run is cancelled or interrupted.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import itertools
 import os
 import signal
@@ -31,7 +32,6 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
 from typing import Any
 
-from nbflow.errors import UnknownExecutorError
 from nbflow.parallel.channel import run_batch_flushing
 
 __all__ = [
@@ -40,9 +40,7 @@ __all__ = [
     "JoblibExecutor",
     "MultiThreadedExecutor",
     "MultiProcessExecutor",
-    "register_executor",
-    "resolve_executor",
-    "known_executors",
+    "configured",
 ]
 
 
@@ -205,7 +203,7 @@ class JoblibExecutor(Executor):
         import joblib
 
         n_jobs = self.max_concurrency
-        if n_jobs is None and _configured("n_jobs") is None:
+        if n_jobs is None and configured("n_jobs") is None:
             n_jobs = self._default_concurrency()
         # We batch tasks ourselves (see _BatchSizer), so joblib should not batch our batches.
         kwargs = {"batch_size": 1, **self.parallel_kwargs}
@@ -392,7 +390,7 @@ class _BatchSizer:
             yield batch
 
 
-def _configured(key: str) -> Any:
+def configured(key: str) -> Any:
     """What an enclosing ``joblib.parallel_config`` set for ``key``, or None."""
     from joblib import parallel
 
@@ -402,88 +400,19 @@ def _configured(key: str) -> Any:
     return None if value is None or value is default else value
 
 
-# -- the registry -------------------------------------------------------------------------
-
-_FACTORIES: dict[str, Callable[..., Executor]] = {
-    "sequential": SequentialExecutor,
-    "threads": MultiThreadedExecutor,
-    "processes": MultiProcessExecutor,
-}
+_MOVED = ("register_executor", "resolve_executor", "known_executors")
 
 
-def _lazy_async() -> Callable[..., Executor]:
-    from nbflow.parallel.async_executor import AsyncExecutor
-
-    return AsyncExecutor
-
-
-def _lazy_dask() -> Callable[..., Executor]:
-    from nbflow.parallel.cluster import DaskExecutor
-
-    return DaskExecutor
-
-
-def _lazy_ray() -> Callable[..., Executor]:
-    from nbflow.parallel.cluster import RayExecutor
-
-    return RayExecutor
-
-
-# Registered on first request, as joblib does with its external backends.
-_LAZY: dict[str, Callable[[], Callable[..., Executor]]] = {
-    "async": _lazy_async,
-    "dask": _lazy_dask,
-    "ray": _lazy_ray,
-}
-
-
-def register_executor(name: str, factory: Callable[..., Executor]) -> None:
-    """Make ``name`` usable wherever an executor is accepted.
-
-    Args:
-        name: the short name, e.g. ``"gpu-pool"``.
-        factory: called with no arguments to make the executor.
-    """
-    if not isinstance(name, str) or not name:
-        msg = f"register_executor() takes a non-empty name; got {name!r}."
-        raise TypeError(msg)
-    if not callable(factory):
-        msg = f"register_executor({name!r}, factory) needs a callable factory that returns an Executor; got {type(factory).__name__}."
-        raise TypeError(msg)
-    _FACTORIES[name] = factory
-    _LAZY.pop(name, None)
-
-
-def known_executors() -> list[str]:
-    """Every executor name `resolve_executor` accepts."""
-    return sorted({*_FACTORIES, *_LAZY})
-
-
-def resolve_executor(spec: Any, *, for_async: bool = False) -> Executor:
-    """The executor for ``spec``: an `Executor`, a registered name, or None for the default.
-
-    The default is threads, unless an enclosing ``joblib.parallel_config`` chose a
-    backend (then that backend), and `AsyncExecutor` under ``arun``.
-
-    Raises:
-        UnknownExecutorError: ``spec`` is a name nothing registered.
-    """
-    if isinstance(spec, Executor):
-        return spec
-    if spec is None:
-        if for_async:
-            return _lazy_async()()
-        return JoblibExecutor() if _configured("backend") is not None else MultiThreadedExecutor()
-    if isinstance(spec, str):
-        if spec in _LAZY:
-            _FACTORIES[spec] = _LAZY.pop(spec)()
-        if spec in _FACTORIES:
-            executor = _FACTORIES[spec]()
-            if not isinstance(executor, Executor):
-                msg = f"The factory registered as executor {spec!r} returned {type(executor).__name__}, not an nbflow Executor."
-                raise TypeError(msg)
-            return executor
-        msg = f"No executor {spec!r}. Known: {known_executors()}. Register your own with nbflow.register_executor({spec!r}, factory)."
-        raise UnknownExecutorError(msg)
-    msg = f"An executor is an nbflow Executor or one of the names {known_executors()}; got {type(spec).__name__}."
-    raise TypeError(msg)
+def __getattr__(name: str) -> Any:
+    # Deprecated re-exports, for one release: the registry has a module of its own, which imports
+    # this one, so it is reached only when an old import asks for it (no circle at import time).
+    if name not in _MOVED:
+        msg = f"module 'nbflow.parallel.executors' has no attribute {name!r}"
+        raise AttributeError(msg)
+    warnings.warn(
+        f"nbflow.parallel.executors.{name} moved to nbflow.parallel.registry (also nbflow.{name}); "
+        "the old path goes in the next release.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module("nbflow.parallel.registry"), name)

@@ -25,7 +25,8 @@ from typing import Any
 from nbflow.core.actions import Action, ApplicationContext, declared
 from nbflow.core.state import State
 from nbflow.errors import HookContractError
-from nbflow.parallel.executors import Executor, resolve_executor
+from nbflow.parallel.executors import Executor
+from nbflow.parallel.registry import resolve_executor
 from nbflow.parallel.running import HOOK_ARGS, HookRaised, StepRun, iterate_async, task_failed
 from nbflow.parallel.signatures import call_declared, takes_parameter
 from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_runnable, copied
@@ -38,6 +39,25 @@ __all__ = [
 _HOOK_ARGS = HOOK_ARGS
 _REDUCE_ARGS = {1: ("states",), 2: ("state", "states")}
 _ON_ERROR = ("raise", "record")
+# Where each option may be declared, first found first: Burr names the persister hook state_persister.
+_OPTION_NAMES = {
+    "executor": ("executor",),
+    "persister": ("state_persister", "persister"),
+    "tracker": ("tracker",),
+}
+_INHERIT: Any = type("_Inherit", (), {"__repr__": lambda self: "<inherit>"})()
+
+
+def _call_option(hook: Callable, context: ApplicationContext | None) -> Any:
+    try:
+        parameters = inspect.signature(hook).parameters.values()
+    except (TypeError, ValueError):
+        return hook()
+    if any(p.kind is p.VAR_KEYWORD or p.name == "context" for p in parameters):
+        return hook(context=context)
+    if any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters):
+        return hook(context)
+    return hook()
 
 
 def _check_options(owner: str, on_error: Any, retries: Any, timeout: Any) -> None:
@@ -61,9 +81,14 @@ class TaskBasedParallelAction(Action):
     """A step that runs many sub-applications and reduces their final states.
 
     Implement ``tasks`` (yield `SubGraphTask` objects) and ``reduce``, and
-    declare ``reads`` and ``writes``. Optionally implement ``executor()`` to pick
-    where the tasks run (otherwise the application's ``with_executor`` choice,
-    else threads).
+    declare ``reads`` and ``writes``.
+
+    Where the tasks run, and the persister and tracker their sub-applications
+    get, are declared one way: as a class attribute (``executor = "processes"``)
+    or as a constructor argument (``MyMap(executor="dask")``), which wins.
+    `resolve_option` reads them; it also calls a method of that name, as Apache
+    Burr users write them (``def tracker(self, **kwargs)``, ``def
+    state_persister(self, **kwargs)``).
 
     Args:
         on_error: ``"raise"`` (the first failure stops the step) or ``"record"``
@@ -74,7 +99,12 @@ class TaskBasedParallelAction(Action):
             with `TaskTimeoutError` (a sweep's ``timeout`` row). A task on a worker process,
             or in the main thread, is stopped; one on a thread is abandoned (Python cannot
             stop a thread) and keeps running in the background until it returns.
-        executor: where the tasks run; overrides the application's executor.
+        executor: where the tasks run: an executor, a name such as ``"processes"``,
+            a function returning one, or None (the default) for the application's
+            ``with_executor`` choice, else threads.
+        persister: the sub-applications' persister: ``"cascade"`` (the parent's, the
+            default), None for none, or a persister.
+        tracker: the sub-applications' tracker: ``"cascade"`` (the default), None, or a tracker.
         cache: skip tasks computed before: True (a ``.nbflow-cache`` folder in the
             working directory), a directory, a persister, or a `ResultCache`.
         ordered: hand ``reduce`` the sub-states in task order rather than as they
@@ -98,6 +128,10 @@ class TaskBasedParallelAction(Action):
     # Keep the finished sub-states while reduce runs, to hand them over if reduce raises.
     _keep_finished: bool = True
     ordered: bool = False
+    executor: Any = None
+    persister: Any = "cascade"
+    tracker: Any = "cascade"
+    fan_out = "each task"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -114,6 +148,8 @@ class TaskBasedParallelAction(Action):
         executor: Any = None,
         cache: Any = None,
         ordered: bool | None = None,
+        persister: Any = _INHERIT,
+        tracker: Any = _INHERIT,
     ):
         # Each option not given here keeps what the class declares (on_error = "record" on a subclass).
         on_error = type(self).on_error if on_error is None else on_error
@@ -129,6 +165,10 @@ class TaskBasedParallelAction(Action):
             self.retry_backoff_s = retry_backoff_s
         if executor is not None:
             self.executor = executor
+        if persister is not _INHERIT:
+            self.persister = persister
+        if tracker is not _INHERIT:
+            self.tracker = tracker
         self.cache = as_cache(cache if cache is not None else type(self).cache)
 
     # -- what subclasses implement -----------------------------------------------------------
@@ -143,20 +183,49 @@ class TaskBasedParallelAction(Action):
         msg = f"{type(self).__name__} must implement reduce(self, state, states) returning a State."
         raise NotImplementedError(msg)
 
-    def executor(self) -> Any:
-        """Where the tasks run: an executor, a name such as ``"processes"``, or None to inherit."""
-        return None
-
     def _started(self, run: StepRun) -> None:
         """Called once a run of this step has its executor, before ``reduce`` sees any result."""
 
-    def persister(self, context: ApplicationContext | None) -> Any:
-        """The sub-applications' persister: ``"cascade"`` (the parent's, the default), None, or a persister."""
-        return "cascade"
+    def resolve_option(self, option: str, context: ApplicationContext | None = None) -> Any:
+        """What this action declares for ``option``: ``"executor"``, ``"persister"`` or ``"tracker"``.
 
-    def tracker(self, context: ApplicationContext | None) -> Any:
-        """The sub-applications' tracker: ``"cascade"`` (the parent's, the default), None, or a tracker."""
-        return "cascade"
+        The constructor argument, else the class attribute. A method of that name
+        (or Burr's ``state_persister`` for the persister) is called instead, with
+        ``context=`` when it takes it; a function given as ``executor`` is called too.
+
+        Example:
+            >>> class Quiet(MapStates):
+            ...     tracker = None
+            >>> Quiet().resolve_option("tracker"), Quiet(tracker="cascade").resolve_option("tracker")
+            (None, 'cascade')
+        """
+        names = _OPTION_NAMES.get(option)
+        if names is None:
+            msg = (
+                f"{type(self).__name__}.resolve_option({option!r}): the options are {sorted(_OPTION_NAMES)}."
+            )
+            raise ValueError(msg)
+        for name in names:
+            raw = inspect.getattr_static(self, name, _INHERIT)
+            if raw is _INHERIT:
+                continue
+            value = getattr(self, name)
+            if (
+                inspect.isfunction(raw)
+                or isinstance(raw, (staticmethod, classmethod))
+                or (option == "executor" and callable(value) and not isinstance(value, (Executor, type)))
+            ):
+                value = _call_option(value, context)
+            return value
+        return None
+
+    def children(self) -> list[RunnableGraph] | None:
+        """None: the sub-graphs come from ``tasks()``, which needs the state the step runs on."""
+        return None
+
+    def task_count(self) -> int | None:
+        """``len(self)`` for an action that defines ``__len__`` (a `Sweep`: one task per point)."""
+        return len(self) if callable(getattr(type(self), "__len__", None)) else None
 
     # -- cancel ------------------------------------------------------------------------------
 
@@ -194,9 +263,7 @@ class TaskBasedParallelAction(Action):
         return self._arun
 
     def _executor(self, context: ApplicationContext | None, for_async: bool) -> Executor:
-        own = self.executor
-        if callable(own) and not isinstance(own, Executor):
-            own = own()
+        own = self.resolve_option("executor", context)
         spec = own if own is not None else (context.executor if context else None)
         return resolve_executor(spec, for_async=for_async)
 
@@ -297,6 +364,25 @@ def _cascaded(context: ApplicationContext | None) -> dict:
     }
 
 
+def _runnables_without_arguments(
+    hook: Callable[[], Iterable[Any]], signature_of: Callable | None = None
+) -> list[RunnableGraph] | None:
+    """The sub-graphs a hook gives when it takes no arguments; None when it does, or fails.
+
+    A hook that takes arguments is never called (it may need a state), nor is what it
+    gives allowed to fail a drawing: that only means the sub-graphs are not known.
+    """
+    try:
+        if inspect.signature(signature_of or hook).parameters:
+            return None
+    except (TypeError, ValueError):
+        return None
+    try:
+        return [as_runnable(item, "actions()") for item, _ in _pairs(hook())] or None
+    except Exception:
+        return None
+
+
 def _guarded(hook: str, call: Callable[[], Iterable[Any]]) -> Iterator[Any]:
     """The items a user hook gives (an async generator too); its own exceptions come out as `HookRaised`."""
     try:
@@ -358,6 +444,10 @@ class MapActionsAndStates(TaskBasedParallelAction):
                     **_cascaded(context),
                 )
 
+    def children(self) -> list[RunnableGraph] | None:
+        """What ``actions()`` gives, when it takes no arguments (one that does may need a state)."""
+        return _runnables_without_arguments(self.actions)
+
     def _checked(self, states: Iterable[tuple[Any, dict]]) -> Iterator[tuple[State, dict]]:
         for sub_state, state_inputs in states:
             if not isinstance(sub_state, State):
@@ -373,6 +463,10 @@ class MapStates(MapActionsAndStates):
         """The action, ``@action`` function or `RunnableGraph` to run over each state."""
         msg = f"{type(self).__name__} must implement action(self) returning an action or RunnableGraph."
         raise NotImplementedError(msg)
+
+    def children(self) -> list[RunnableGraph] | None:
+        """What ``action()`` gives, when it takes no arguments."""
+        return _runnables_without_arguments(lambda: [self.action()], self.action)
 
     def actions(self, state: State, context: ApplicationContext, inputs: dict) -> Iterable[Any]:
         return [

@@ -33,7 +33,7 @@ import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nbflow.core.actions import ApplicationContext
 from nbflow.core.state import State, apply_changes
@@ -48,6 +48,7 @@ from nbflow.errors import (
     WorkerCrashedError,
     summarize_exception,
 )
+from nbflow.fingerprint.memo import DigestMemo
 from nbflow.parallel.channel import FLUSH_S, Channel
 from nbflow.parallel.executors import Executor
 from nbflow.parallel.shipping import Packer, run_shipped
@@ -64,10 +65,6 @@ from nbflow.parallel.tasks import (
     task_app_id,
 )
 from nbflow.persistence.cache import as_cache
-from nbflow.persistence.fingerprint import DigestMemo
-
-if TYPE_CHECKING:
-    from nbflow.parallel.map import TaskBasedParallelAction
 
 __all__ = ["StepRun", "HookRaised", "task_failed", "iterate_async", "HOOK_ARGS"]
 
@@ -141,11 +138,15 @@ class _Inline:
 
 
 class StepRun:
-    """One execution of a parallel step: its tasks in flight, what finished, and how it ended."""
+    """One execution of a parallel step: its tasks in flight, what finished, and how it ended.
+
+    ``owner`` is the parallel action (a `nbflow.parallel.map.TaskBasedParallelAction`); this
+    module reads its options and calls its hooks, and never imports it.
+    """
 
     def __init__(
         self,
-        owner: TaskBasedParallelAction,
+        owner: Any,
         state: State,
         context: ApplicationContext | None,
         inputs: dict,
@@ -731,19 +732,15 @@ def _info(task: SubGraphTask, **fields: Any) -> TaskInfo:
     )
 
 
-def _for_sub_applications(
-    owner: TaskBasedParallelAction, context: ApplicationContext | None
-) -> ApplicationContext | None:
+def _for_sub_applications(owner: Any, context: ApplicationContext | None) -> ApplicationContext | None:
     """The parent context the tasks run under, with the action's persister and tracker choices."""
     if context is None:
         return None
     chosen = {}
-    for hook in ("persister", "tracker"):
-        value = getattr(owner, hook)
-        if inspect.ismethod(value):  # the hook method, rather than an object set on the instance
-            value = value(context)
-        if value != "cascade":
-            chosen[hook] = value
+    for option in ("persister", "tracker"):
+        value = owner.resolve_option(option, context)
+        if not (isinstance(value, str) and value == "cascade"):
+            chosen[option] = value
     return dataclasses.replace(context, **chosen) if chosen else context
 
 

@@ -32,8 +32,8 @@ from nbflow.core.actions import ApplicationContext
 from nbflow.core.state import State
 from nbflow.errors import RemoteTaskError, StaleCodeError, TaskPicklingError, exception_text
 from nbflow.parallel.tasks import Outcome, RunnableGraph, SubGraphTask, run_task
-from nbflow.persistence import serde
 from nbflow.persistence.code_files import check_not_stale, loaded_versions, match_versions
+from nbflow.persistence.serde import install, registrations
 
 __all__ = ["Packer", "run_shipped"]
 
@@ -120,7 +120,7 @@ class Packer:
         try:
             # The module versions go outside the graph's own pickle: a worker checks them before
             # unpickling the graph, which imports those modules.
-            blob = pickle.dumps((loaded_versions(modules), _dumps((graph, serde.registrations()))))
+            blob = pickle.dumps((loaded_versions(modules), _dumps((graph, registrations()))))
         except Exception as exc:
             found = _culprit({f"action {name!r}": act for name, act in graph.graph.actions.items()})
             where = found[0] if found else f"sub-graph {graph.name!r}"
@@ -212,7 +212,7 @@ def run_shipped(
         graph, registrations = pickle.loads(inner)
         # Modules the graph imported just now came from the files as they are: note those versions.
         loaded_versions(versions)
-        serde.install(registrations)
+        install(registrations)
         _GRAPH_CACHE[digest] = graph
         while len(_GRAPH_CACHE) > _GRAPH_CACHE_SIZE:
             _GRAPH_CACHE.popitem(last=False)

@@ -27,14 +27,15 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbflow.core.actions import Action, ApplicationContext, as_action, declared
+from nbflow.core.actions import Action, ApplicationContext, FingerprintParts, as_action, declared
 from nbflow.core.application import Application
 from nbflow.core.graph import Graph
 from nbflow.core.hooks import as_hook
+from nbflow.core.machines import aresult_of, drive, result_of
 from nbflow.core.persistence import PersistHook, load_record, resume_point
 from nbflow.core.state import State
 from nbflow.errors import GraphError, HookContractError, TaskTimeoutError
-from nbflow.persistence.fingerprint import DigestMemo
+from nbflow.fingerprint.memo import DigestMemo
 
 __all__ = [
     "RunnableGraph", "SubGraphTask", "TaskInfo", "TaskState", "as_runnable", "task_app_id", "PointInterrupted",
@@ -113,6 +114,14 @@ class RunnableGraph(Action):
     @property
     def single_step(self) -> bool:
         return True
+
+    def fingerprint_parts(self) -> FingerprintParts:
+        return FingerprintParts(
+            code=self.graph, data={"entrypoint": self.entrypoint, "halt_after": sorted(self.halt_after)}
+        )
+
+    def children(self) -> list[RunnableGraph]:
+        return [self]
 
     def _callable(self) -> Callable:
         return self._run_nested
@@ -467,19 +476,14 @@ def run_task(
             )
         return _within(timeout, lambda: app.run(halt_after=graph.halt_after, inputs=inputs)[2])
 
-    request = _advance(machine, None, None)
-    while not isinstance(request, Outcome):
+    def perform(request: tuple[str, Any]) -> Any:
         kind, arg = request
-        try:
-            # A backoff ends early when the step is cancelled.
-            value = (
-                run(arg) if kind == "run" else (cancel.wait(arg) if cancel is not None else time.sleep(arg))
-            )
-        except BaseException as exc:
-            request = _advance(machine, None, exc)
-        else:
-            request = _advance(machine, value, None)
-    return request
+        if kind == "run":
+            return run(arg)
+        # A backoff ends early when the step is cancelled.
+        return cancel.wait(arg) if cancel is not None else time.sleep(arg)
+
+    return result_of(drive(machine, perform))
 
 
 async def arun_task(
@@ -512,21 +516,16 @@ async def arun_task(
         except asyncio.TimeoutError:
             raise _Overtime(abandoned=not graph.is_async) from None
 
-    request = _advance(machine, None, None)
-    while not isinstance(request, Outcome):
+    async def perform(request: tuple[str, Any]) -> Any:
         kind, arg = request
-        try:
-            value = await run(arg) if kind == "run" else await _sleep_unless(cancel, arg)
-        except BaseException as exc:
-            try:
-                request = _advance(machine, None, exc)
-            except KeyboardInterrupt as stop:
-                # On a loop a KeyboardInterrupt would tear the loop down and lose every other
-                # task; it travels as an ordinary exception and is a stop again at the consumer.
-                raise PointInterrupted() from stop
-        else:
-            request = _advance(machine, value, None)
-    return request
+        return await run(arg) if kind == "run" else await _sleep_unless(cancel, arg)
+
+    try:
+        return await aresult_of(machine, perform)
+    except KeyboardInterrupt as stop:
+        # On a loop a KeyboardInterrupt would tear the loop down and lose every other task;
+        # it travels as an ordinary exception and is a stop again at the consumer.
+        raise PointInterrupted() from stop
 
 
 class PointInterrupted(Exception):
@@ -569,16 +568,6 @@ def _on_daemon_thread(call: Callable[[], Any]) -> asyncio.Future:
 
     threading.Thread(target=target, name="nbflow-task", daemon=True).start()
     return future
-
-
-def _advance(machine: Generator, value: Any, error: BaseException | None) -> Any:
-    """Send ``value`` (or throw ``error``) into ``machine``: its next request, or its Outcome."""
-    try:
-        if error is not None:
-            return machine.throw(error)
-        return machine.send(value)
-    except StopIteration as stop:
-        return stop.value
 
 
 class _Overtime(BaseException):

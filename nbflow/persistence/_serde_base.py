@@ -12,7 +12,8 @@ import base64
 import datetime as dt
 import reprlib
 import zoneinfo
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 TAG = "__nbflow__"
 
@@ -35,6 +36,36 @@ class _Failure(Exception):
         self.detail = detail
         self.unsupported = unsupported  # the value's type is unknown, so a pickle may stand in
         self.segments: list[tuple[str, Any]] = []
+
+
+def _each(kind: str, labelled: Iterable[tuple[Any, Any]], convert: Callable[[Any], Any]) -> Iterator[Any]:
+    """``convert(value)`` for each ``(label, value)``; a failure records where it happened on its way up.
+
+    ``kind`` is how `_where` writes the label: ``"key"``, ``"index"``, ``"attr"`` or ``"other"``.
+    """
+    label = None
+    try:
+        for label, value in labelled:  # noqa: B007 (label is read in the except clause)
+            yield convert(value)
+    except _Failure as failure:
+        failure.segments.append((kind, label))
+        raise
+
+
+class _Encoder(Protocol):
+    """What the type modules need of serde's encoder (serde imports them, so they cannot import it)."""
+
+    def enc(self, value: Any) -> Any: ...
+    def seq(self, items: Any) -> list: ...
+    def at(self, label: str, value: Any) -> Any: ...
+
+
+class _Decoder(Protocol):
+    """What the type modules need of serde's decoder."""
+
+    def dec(self, data: Any) -> Any: ...
+    def seq(self, items: list) -> list: ...
+    def require(self, module: str, what: str) -> Any: ...
 
 
 def _where(root: str, segments: list[tuple[str, Any]]) -> str:

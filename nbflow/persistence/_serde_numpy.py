@@ -10,26 +10,13 @@ from __future__ import annotations
 import base64
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from nbflow.persistence._serde_base import TAG, _b64, _Failure, _unsupported_detail
-
-if TYPE_CHECKING:
-    # Only for annotations: serde imports this module to find its handlers.
-    from nbflow.persistence.serde import _Decoder, _Encoder
+from nbflow.persistence._serde_base import TAG, _b64, _Decoder, _Encoder, _Failure, _unsupported_detail
 
 # Fixed-size dtypes whose raw bytes are the whole value: bool, ints, floats, complex, datetime64,
 # timedelta64, bytes and unicode strings, and structured records of those.
 _RAW_KINDS = frozenset("biufcmMSUV")
-
-
-def _numpy_handler(cls: type) -> Callable | None:
-    np = sys.modules["numpy"]
-    if cls is np.ndarray:
-        return _enc_ndarray
-    if issubclass(cls, np.generic):
-        return _enc_numpy_scalar
-    return None
 
 
 def _dtype_json(dtype: Any, e: _Encoder, cls: type) -> Any:
@@ -89,4 +76,10 @@ def _dec_numpy_scalar(v: Any, d: _Decoder) -> Any:
 _NUMPY_DECODERS: dict[str, Callable[[Any, _Decoder], Any]] = {
     "numpy.ndarray": _dec_ndarray,
     "numpy.scalar": _dec_numpy_scalar,
+}
+
+# By type family (see nbflow.fingerprint.families).
+_NUMPY_ENCODERS: dict[str, Callable[[Any, _Encoder], Any]] = {
+    "ndarray": _enc_ndarray,
+    "numpy_scalar": _enc_numpy_scalar,
 }

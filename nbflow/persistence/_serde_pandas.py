@@ -9,40 +9,27 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from nbflow.persistence._serde_base import _REPR, TAG, _Failure, _tz_from_json, _tz_json
-
-if TYPE_CHECKING:
-    # Only for annotations: serde imports this module to find its handlers.
-    from nbflow.persistence.serde import _Decoder, _Encoder
+from nbflow.persistence._serde_base import _REPR, TAG, _Decoder, _Encoder, _Failure, _tz_from_json, _tz_json
 
 # A DataFrame is stored column by column, each column by its dtype, so that int64 stays int64,
 # datetime64[us, Europe/Berlin] keeps its unit and zone, and a str column does not come back as
 # object. Index and columns are stored as Indexes (RangeIndex, MultiIndex, freq included).
 
 
-def _pandas_handler(cls: type) -> Callable | None:
+def _enc_pandas_scalar(value: Any, e: _Encoder) -> dict:
     pd = sys.modules["pandas"]
-    if cls is pd.DataFrame:
-        return _enc_dataframe
-    if cls is pd.Series:
-        return _enc_series
-    if issubclass(cls, pd.Index):
-        return lambda value, e: {TAG: "pandas.Index", "v": _index_json(value, e)}
+    cls = type(value)
     if cls is pd.Timestamp:
-        return _enc_timestamp
+        return _enc_timestamp(value, e)
     if cls is pd.Timedelta:
-        return lambda value, e: {TAG: "pandas.Timedelta", "v": e.enc(value.to_timedelta64())}
+        return {TAG: "pandas.Timedelta", "v": e.enc(value.to_timedelta64())}
     if cls is pd.Period:
-        return lambda value, e: {TAG: "pandas.Period", "v": {"ordinal": value.ordinal, "freq": value.freqstr}}
+        return {TAG: "pandas.Period", "v": {"ordinal": value.ordinal, "freq": value.freqstr}}
     if cls is pd.Interval:
-        return _enc_interval
-    if cls is type(pd.NaT):
-        return lambda value, e: {TAG: "pandas.NaT", "v": None}
-    if cls is type(pd.NA):
-        return lambda value, e: {TAG: "pandas.NA", "v": None}
-    return None
+        return _enc_interval(value, e)
+    return {TAG: "pandas.NaT" if value is pd.NaT else "pandas.NA", "v": None}
 
 
 def _array_json(owner: Any, e: _Encoder) -> dict:
@@ -235,4 +222,12 @@ _PANDAS_DECODERS: dict[str, Callable[[Any, _Decoder], Any]] = {
     "pandas.Interval": _dec_interval,
     "pandas.NaT": lambda v, d: d.require("pandas", "pandas.NaT").NaT,
     "pandas.NA": lambda v, d: d.require("pandas", "pandas.NA").NA,
+}
+
+# By type family (see nbflow.fingerprint.families).
+_PANDAS_ENCODERS: dict[str, Callable[[Any, _Encoder], Any]] = {
+    "dataframe": _enc_dataframe,
+    "series": _enc_series,
+    "index": lambda value, e: {TAG: "pandas.Index", "v": _index_json(value, e)},
+    "pandas_scalar": _enc_pandas_scalar,
 }

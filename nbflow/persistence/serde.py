@@ -36,7 +36,6 @@ import json
 import pathlib
 import pickle
 import re
-import sys
 import uuid
 import zoneinfo
 from collections.abc import Callable
@@ -44,10 +43,12 @@ from typing import Any, NamedTuple
 
 from nbflow.core.state import StateList
 from nbflow.errors import SerializationError
+from nbflow.fingerprint.families import family
 from nbflow.persistence._serde_base import (
     _REPR,
     TAG,
     _b64,
+    _each,
     _Failure,
     _type_name,
     _tz_from_json,
@@ -55,8 +56,8 @@ from nbflow.persistence._serde_base import (
     _unsupported_detail,
     _where,
 )
-from nbflow.persistence._serde_numpy import _NUMPY_DECODERS, _numpy_handler
-from nbflow.persistence._serde_pandas import _PANDAS_DECODERS, _pandas_handler
+from nbflow.persistence._serde_numpy import _NUMPY_DECODERS, _NUMPY_ENCODERS
+from nbflow.persistence._serde_pandas import _PANDAS_DECODERS, _PANDAS_ENCODERS
 from nbflow.persistence.logs import TaskLogs
 
 __all__ = ["to_json", "from_json", "dumps", "loads", "register_serde", "unregister_serde"]
@@ -254,57 +255,23 @@ class _Encoder:
             raise _Failure(msg) from exc
 
     def seq(self, items: Any) -> list:
-        out = []
-        i = 0
-        try:
-            for i, item in enumerate(items):  # noqa: B007 (i is read in the except clause)
-                out.append(self.enc(item))
-        except _Failure as failure:
-            failure.segments.append(("index", i))
-            raise
-        return out
+        return list(_each("index", enumerate(items), self.enc))
 
     def mapping(self, value: dict) -> Any:
         if all(type(k) is str for k in value) and TAG not in value:
-            out = {}
-            key = None
-            try:
-                for key, item in value.items():
-                    out[key] = self.enc(item)
-            except _Failure as failure:
-                failure.segments.append(("key", key))
-                raise
-            return out
+            return dict(zip(value, _each("key", value.items(), self.enc), strict=True))
         # Non-string keys (or a user key that looks like our tag): a tagged list of pairs.
-        pairs = []
-        for key, item in value.items():
-            pairs.append([self.at(f"(the key {_REPR.repr(key)})", key), self.at_key(key, item)])
+        pairs = [
+            [self.at(f"(the key {_REPR.repr(key)})", key), *_each("key", [(key, item)], self.enc)]
+            for key, item in value.items()
+        ]
         return {TAG: "dict", "v": pairs}
 
-    def at_key(self, key: Any, value: Any) -> Any:
-        try:
-            return self.enc(value)
-        except _Failure as failure:
-            failure.segments.append(("key", key))
-            raise
-
     def fields(self, named: dict[str, Any]) -> dict[str, Any]:
-        out = {}
-        name = None
-        try:
-            for name, item in named.items():
-                out[name] = self.enc(item)
-        except _Failure as failure:
-            failure.segments.append(("attr", name))
-            raise
-        return out
+        return dict(zip(named, _each("attr", named.items(), self.enc), strict=True))
 
     def at(self, label: str, value: Any) -> Any:
-        try:
-            return self.enc(value)
-        except _Failure as failure:
-            failure.segments.append(("other", label))
-            raise
+        return next(_each("other", [(label, value)], self.enc))
 
     def pickled(self, value: Any) -> dict:
         try:
@@ -348,21 +315,13 @@ def _find_handler(cls: type) -> Callable | None:
     handler = _BUILTIN_ENCODERS.get(cls)
     if handler is not None:
         return handler
-    if issubclass(cls, enum.Enum):
-        return _importable(cls, "an enum", _enc_enum)
-    if dataclasses.is_dataclass(cls):
-        return _importable(cls, "a dataclass", _enc_dataclass)
-    if issubclass(cls, tuple) and isinstance(getattr(cls, "_fields", None), tuple):
-        return _importable(cls, "a named tuple", _enc_namedtuple)
-    module = cls.__module__ or ""
-    if module.startswith("numpy") and "numpy" in sys.modules:
-        return _numpy_handler(cls)
-    if module.startswith("pandas") and "pandas" in sys.modules:
-        return _pandas_handler(cls)
-    pydantic = sys.modules.get("pydantic")
-    if pydantic is not None and issubclass(cls, pydantic.BaseModel):
-        return _importable(cls, "a pydantic model", _enc_pydantic)
-    return None
+    kind = family(cls)
+    if kind is None:
+        return None
+    found = _BY_IMPORT_PATH.get(kind)
+    if found is not None:
+        return _importable(cls, *found)
+    return _NUMPY_ENCODERS.get(kind) or _PANDAS_ENCODERS[kind]
 
 
 def _import_path(cls: type) -> str:
@@ -491,6 +450,14 @@ def _dec_pydantic(v: Any, d: _Decoder) -> Any:
     return cls.model_validate(d.fields(v["fields"]), by_name=True)
 
 
+# The families stored by import path, with how to name each in an error.
+_BY_IMPORT_PATH = {
+    "enum": ("an enum", _enc_enum),
+    "dataclass": ("a dataclass", _enc_dataclass),
+    "namedtuple": ("a named tuple", _enc_namedtuple),
+    "pydantic": ("a pydantic model", _enc_pydantic),
+}
+
 _BUILTIN_ENCODERS: dict[type, Callable[[Any, _Encoder], Any]] = {
     tuple: _enc_tuple,
     set: _enc_set,
@@ -607,55 +574,19 @@ class _Decoder:
             raise _Failure(msg) from exc
 
     def seq(self, items: list) -> list:
-        out = []
-        i = 0
-        try:
-            for i, item in enumerate(items):  # noqa: B007 (i is read in the except clause)
-                out.append(self.dec(item))
-        except _Failure as failure:
-            failure.segments.append(("index", i))
-            raise
-        return out
+        return list(_each("index", enumerate(items), self.dec))
 
     def mapping(self, data: dict) -> dict:
-        out = {}
-        key = None
-        try:
-            for key, item in data.items():
-                out[key] = self.dec(item)
-        except _Failure as failure:
-            failure.segments.append(("key", key))
-            raise
-        return out
+        return dict(zip(data, _each("key", data.items(), self.dec), strict=True))
 
     def pairs(self, pairs: list) -> dict:
-        out = {}
-        i = 0
-        try:
-            for i, (key, item) in enumerate(pairs):  # noqa: B007 (i is read in the except clause)
-                out[self.dec(key)] = self.dec(item)
-        except _Failure as failure:
-            failure.segments.append(("index", i))
-            raise
-        return out
+        return dict(_each("index", enumerate(pairs), lambda pair: (self.dec(pair[0]), self.dec(pair[1]))))
 
     def fields(self, named: dict) -> dict:
-        out = {}
-        name = None
-        try:
-            for name, item in named.items():
-                out[name] = self.dec(item)
-        except _Failure as failure:
-            failure.segments.append(("attr", name))
-            raise
-        return out
+        return dict(zip(named, _each("attr", named.items(), self.dec), strict=True))
 
     def at(self, label: str, data: Any) -> Any:
-        try:
-            return self.dec(data)
-        except _Failure as failure:
-            failure.segments.append(("other", label))
-            raise
+        return next(_each("other", [(label, data)], self.dec))
 
     def require(self, module: str, what: str) -> Any:
         try:

@@ -14,3 +14,13 @@ __all__ = [
     "Grid", "grid", "zipped", "sample", "uniform", "loguniform", "randint", "choice",
     "Sweep", "sweep", "ResultTable", "to_dataframe",
 ]  # fmt: skip
+
+
+def __getattr__(name: str):
+    # `nbflow.sweeps.live` (deprecated) was reachable as an attribute while the runner imported it.
+    if name == "live":
+        import importlib
+
+        return importlib.import_module("nbflow.sweeps.live")
+    msg = f"module 'nbflow.sweeps' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-import nbflow
+from nbflow._version import __version__
 from nbflow.errors import SerializationError
 from nbflow.persistence.serde import to_json
 
@@ -129,7 +129,7 @@ def _storable(value: Any) -> Any:
 
 
 def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version(), "nbflow": nbflow.__version__}
+    versions = {"python": platform.python_version(), "nbflow": __version__}
     for dist, module_name in _PACKAGES.items():
         version = getattr(sys.modules.get(module_name), "__version__", None)
         if not isinstance(version, str):

@@ -9,11 +9,7 @@ one column at a time: the peak stays near the final frame's size. A column's
 dtype depends on its values only, never on where the chunks fell (see
 `nbflow.sweeps.columns`).
 
-The column namespace belongs to the user first. Axes keep their names; an
-output named like an axis becomes ``<name>_out``; the run's own fields
-(`RUN_FIELDS`) keep their plain names unless an axis or output took them, and
-then move to ``nbflow_<field>``. ``df.attrs["nbflow"]["columns"]`` says where
-each field went, so `run_column` (and ``df.nbflow``) always finds it.
+The column namespace belongs to the user first (see `nbflow.sweeps.naming`).
 """
 
 from __future__ import annotations
@@ -25,6 +21,7 @@ from typing import Any
 from nbflow.core.state import State
 from nbflow.errors import summarize_exception
 from nbflow.sweeps.columns import Piece, join, piece
+from nbflow.sweeps.naming import META_COLUMNS, RUN_FIELDS, STATUSES, column_names, run_column
 
 __all__ = [
     "ResultTable",
@@ -34,12 +31,9 @@ __all__ = [
     "STATUSES",
     "run_column",
     "column_names",
+    "table_rows",
 ]
 
-RUN_FIELDS = ("status", "error", "attempts", "duration_s", "task_id")
-# The old name, kept for code that imported it.
-META_COLUMNS = RUN_FIELDS
-STATUSES = ("ok", "error", "timeout", "cancelled", "cached")
 _TEXT_FIELDS = ("status", "error")
 
 
@@ -49,42 +43,6 @@ def _text_dtype() -> Any:
     # Fixed, not inferred: an all-None chunk would infer object (showing None) where a mixed one
     # infers str (showing NaN), and the two would not agree across runs.
     return pd.StringDtype(na_value=float("nan"))
-
-
-def _free(base: str, taken: set) -> str:
-    name, n = base, 2
-    while name in taken:
-        name, n = f"{base}_{n}", n + 1
-    return name
-
-
-def column_names(axes: Iterable[Any], outputs: Iterable[Any]) -> dict[str, Any]:
-    """Where each column goes: ``{"outputs": {output: column}, field: column, ...}`` for every run field.
-
-    Example:
-        >>> column_names(["x", "status"], ["x", "error"])["outputs"], column_names(["x", "status"], ["x", "error"])["status"]
-        ({'x': 'x_out'}, 'nbflow_status')
-    """
-    axes = list(axes)
-    outputs = list(outputs)
-    taken = set(axes) | set(outputs)
-    renamed = {}
-    for name in outputs:
-        if name in axes:
-            renamed[name] = _free(f"{name}_out", taken)
-            taken.add(renamed[name])
-    names: dict[str, Any] = {}
-    for field in RUN_FIELDS:
-        names[field] = field if field not in taken else _free(f"nbflow_{field}", taken)
-        taken.add(names[field])
-    names["outputs"] = renamed
-    return names
-
-
-def run_column(frame: Any, field: str) -> Any:
-    """The name of run field ``field`` (``"status"``, ``"task_id"``...) in ``frame``, wherever it moved."""
-    columns = frame.attrs.get("nbflow", {}).get("columns") if hasattr(frame, "attrs") else None
-    return (columns or {}).get(field, field)
 
 
 def table_rows(frame: Any, axes: list[str]) -> Iterator[dict]:
@@ -203,7 +161,7 @@ class ResultTable:
         import pandas as pd
 
         # Loading export registers the df.nbflow accessor, so every result frame has it.
-        from nbflow.sweeps import export  # noqa: F401
+        import nbflow.sweeps.export  # noqa: F401
 
         owner = self._owner in (None, threading.get_ident())
         with self._lock:

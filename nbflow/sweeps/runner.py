@@ -23,13 +23,14 @@ from typing import Any
 
 from nbflow.core.actions import Action, ApplicationContext
 from nbflow.core.builder import ApplicationBuilder
+from nbflow.core.extensions import use as extension
 from nbflow.core.state import State
 from nbflow.errors import Interrupted, SweepError, TasksCancelled, TaskTimeoutError, summarize_exception
 from nbflow.parallel.map import TaskBasedParallelAction, task_failed
 from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_runnable
 from nbflow.persistence.logs import TaskLogs
 from nbflow.sweeps.grids import Grid, grid, zipped
-from nbflow.sweeps.live import LiveTable, in_notebook, make_progress
+from nbflow.sweeps.progress import make_progress
 from nbflow.sweeps.results import RUN_FIELDS, ResultTable, run_column, table_rows
 
 __all__ = ["Sweep", "sweep"]
@@ -304,6 +305,9 @@ class Sweep(TaskBasedParallelAction):
     def __len__(self) -> int:
         return len(self.grid)
 
+    def children(self) -> list[RunnableGraph]:
+        return [self.graph]
+
     def __repr__(self) -> str:
         return f"<Sweep {self.name!r}: {len(self.grid)} points of {self.graph.name!r}>"
 
@@ -331,11 +335,8 @@ class Sweep(TaskBasedParallelAction):
         run = self._latest.run
         table = run.table
         bar = make_progress(self.progress, len(self.grid), self.name)
-        live = (
-            LiveTable(functools.partial(self._frame, run), interval_s=0.5)
-            if self.live and in_notebook()
-            else None
-        )
+        # In a notebook, the notebook layer's live table; elsewhere None.
+        live = extension("live_table")(functools.partial(self._frame, run)) if self.live else None
         failed: TaskState | None = None
         try:
             for sub in states:

@@ -6,10 +6,12 @@ needs ``dot``: writing a file, ``pipe()``, ``render()``, and showing the drawing
 in Jupyter. Where ``dot`` is missing, those raise `DotNotFoundError`, which says
 how to install it and carries the DOT source.
 
-A parallel action is a 3D box with what it fans out to in a dashed cluster
-beside it: the sub-graph each task runs, the branches of a `RunConcurrent` side
-by side, or a generic "tasks" node when that depends on the state (see
-`nbflow.viz.subgraphs`). Dashed edges fan out to the cluster and back in.
+A parallel action (one whose ``fan_out`` is set) is a 3D box with what it fans
+out to in a dashed cluster beside it: the sub-graphs its ``children()`` name
+(the sub-graph each task runs, the branches of a `RunConcurrent` side by side),
+or a generic "tasks" node when they depend on the state. Dashed edges fan out to
+the cluster and back in. Drawing never imports the parallel layer: actions
+describe themselves.
 """
 
 from __future__ import annotations
@@ -27,10 +29,7 @@ from nbflow.core.application import Application
 from nbflow.core.conditions import default
 from nbflow.core.graph import Graph
 from nbflow.errors import MissingDependencyError
-from nbflow.parallel.concurrent import RunConcurrent
-from nbflow.parallel.map import TaskBasedParallelAction
 from nbflow.viz.status import ActionStatus, attached_tracker
-from nbflow.viz.subgraphs import branches
 
 __all__ = ["Drawing", "DotNotFoundError", "visualize", "STATUS_COLOURS"]
 
@@ -184,7 +183,7 @@ class _Painter:
         """Add ``graph``'s actions and transitions to ``body``, node ids under ``prefix``."""
         for name, act in graph.actions.items():
             own = status.get(name, ActionStatus()) if status is not None else None
-            if isinstance(act, TaskBasedParallelAction):
+            if act.fan_out is not None:
                 self.parallel(body, _join(prefix, name), name, act, own)
             else:
                 body.node(_join(prefix, name), label=self.label(name, act), **_colour(own, "rounded"))
@@ -206,12 +205,13 @@ class _Painter:
     ) -> None:
         title = name if own is None or own.status == "pending" else f"{name} {own.progress()}"
         body.node(node, label=self.label(title, act), shape="box3d", **_colour(own, "solid"))
-        subs = branches(act)
+        subs = _children(act)
         entries: list[str] = []
         exits: list[str] = []
         with body.subgraph(name=f"cluster_{node}") as cluster:
-            kind = "concurrent" if isinstance(act, RunConcurrent) else "each task"
-            cluster.attr(label=kind, labelloc="b", style="dashed,rounded", color="grey50", fontcolor="grey40")
+            cluster.attr(
+                label=act.fan_out, labelloc="b", style="dashed,rounded", color="grey50", fontcolor="grey40"
+            )
             if subs is None:
                 tasks = f"{node}/{_TASKS}"
                 cluster.node(tasks, label="tasks", style="dashed")
@@ -238,6 +238,14 @@ class _Painter:
             if exit_ not in entries:
                 # constraint=false: the edge back does not pull the cluster above its action.
                 body.edge(exit_, node, style="dashed", arrowhead="empty", constraint="false")
+
+
+def _children(act: Any) -> list[Any] | None:
+    try:
+        return act.children()
+    except Exception:
+        # A subclass's children() that fails means "not known": the drawing shows a generic node.
+        return None
 
 
 def _colour(own: ActionStatus | None, style: str) -> dict[str, str]:

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbflow.core.hooks import HookGroup, LifecycleHook
-from nbflow.parallel.map import TaskBasedParallelAction
-from nbflow.viz.subgraphs import task_total
 
 __all__ = ["STATUSES", "ActionStatus", "StatusTracker", "attach_tracker", "attached_tracker"]
 
@@ -171,8 +169,16 @@ class StatusTracker(LifecycleHook):
 
 
 def _new_step(action: Any, sequence_id: int) -> _Step:
-    parallel = isinstance(action, TaskBasedParallelAction)
-    return _Step(sequence_id, parallel, task_total(action) if parallel else None)
+    parallel = action.fan_out is not None
+    return _Step(sequence_id, parallel, _task_count(action) if parallel else None)
+
+
+def _task_count(action: Any) -> int | None:
+    try:
+        return action.task_count()
+    except Exception:
+        # Asked from a hook: an odd task_count() (or __len__) must not fail the step it watches.
+        return None
 
 
 def attach_tracker(app: Any, tracker: LifecycleHook) -> Callable[[], None]:

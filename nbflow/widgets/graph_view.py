@@ -19,7 +19,7 @@ from typing import Any
 
 import ipywidgets
 
-from nbflow.sweeps.live import in_notebook
+from nbflow.notebook.live import in_notebook
 from nbflow.viz import DotNotFoundError, StatusTracker, attach_tracker, visualize
 
 __all__ = ["GraphView"]

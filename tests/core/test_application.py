@@ -359,3 +359,56 @@ def test_application_context_carries_identifiers_to_actions():
 
     app = ApplicationBuilder().with_actions(w=where).with_entrypoint("w").with_identifiers(app_id="A").build()
     assert app.run()[2]["where"] == ("A", 0, "w")
+
+
+def _events_of(way, app):
+    """Hook events of one way of running ``app``: run, arun, iterate or aiterate stopped after one step."""
+    recorder = Recorder()
+    app.hooks.append(recorder)
+    try:
+        if way == "run":
+            app.run(halt_after=["report"])
+        elif way == "arun":
+            asyncio.run(app.arun(halt_after=["report"]))
+        elif way == "iterate-break":
+            for _ in app.iterate(halt_after=["report"]):
+                break
+        elif way == "aiterate-break":
+
+            async def first_step():
+                steps = app.aiterate(halt_after=["report"])
+                async for _ in steps:
+                    break
+                await steps.aclose()
+
+            asyncio.run(first_step())
+    except ValueError:
+        pass
+    return recorder.events
+
+
+@pytest.mark.parametrize("pair", [("run", "arun"), ("iterate-break", "aiterate-break")])
+@pytest.mark.parametrize("failing", [False, True])
+def test_application_sync_and_async_paths_fire_the_same_hooks(pair, failing):
+    """run and arun (and iterate and aiterate closed early) see one sequence of hook events, failure or not."""
+
+    @action(reads=["count"], writes=["message"])
+    def failing_report(state):
+        raise ValueError("report failed")
+
+    def build():
+        app = _loop(count=2)
+        if failing:
+            app.graph.actions["report"] = failing_report.with_name("report")
+        return app
+
+    sync_events, async_events = (_events_of(way, build()) for way in pair)
+    assert sync_events == async_events
+    assert sync_events[-1][0] == "post_run" and len([e for e in sync_events if e[0] == "post_run"]) == 1
+    if pair[0] == "iterate-break":
+        assert sync_events[-1] == ("post_run", "counter", "GeneratorExit")
+    elif failing:
+        assert sync_events[-2:] == [
+            ("post_step", "report", 1, "ValueError"),
+            ("post_run", "counter", "ValueError"),
+        ]

@@ -7,7 +7,7 @@ import pytest
 from nbclient import NotebookClient
 
 CELLS = [
-    "import nbflow, json",
+    "import nbflow, nbflow.notebook.live, json",
     "def train(x):\n"
     "    if x < 3:\n"
     "        raise ValueError('the first points fail')\n"
@@ -15,7 +15,7 @@ CELLS = [
     "df = nbflow.sweep(train, {'x': list(range(8))}, executor=EXECUTOR)",
     "print(json.dumps({'dtypes': df.dtypes.astype(str).to_dict(),"
     " 'best': int(df.nbflow.best('loss', mode='min')['x']),"
-    " 'live': nbflow.sweeps.live.in_notebook()}))",
+    " 'live': nbflow.notebook.live.in_notebook()}))",
 ]
 
 

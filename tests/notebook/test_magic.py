@@ -133,3 +133,13 @@ def test_cell_body_survives_pickling_and_returns_the_last_expression():
 
     body = pickle.loads(pickle.dumps(CellBody("y = x + offset\ny * 2", {"offset": 1}, None)))
     assert body(x=2) == 6
+
+
+@pytest.mark.parametrize("executor", ["async", "threads", "processes"])
+def test_magic_n_jobs_zero_is_refused_by_the_executor(shell, executor):
+    """--n-jobs 0 is a UsageError from the executor's own check, not a sweep whose points all cancel."""
+    with pytest.raises(
+        UsageError,
+        match=rf"--executor {executor} --n-jobs 0: .*max_concurrency=\.\.\.\) takes a positive int",
+    ):
+        magic(shell, f"--no-progress --executor {executor} --n-jobs 0 x=[1, 2]", "x")

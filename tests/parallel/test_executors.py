@@ -76,9 +76,9 @@ def test_register_executor_adds_a_name():
         executor = resolve_executor("two-threads")
         assert executor.max_concurrency == 2 and "two-threads" in known_executors()
     finally:
-        from nbflow.parallel import executors
+        from nbflow.parallel import registry
 
-        executors._FACTORIES.pop("two-threads")
+        registry._FACTORIES.pop("two-threads")
 
 
 def test_register_executor_checks_what_the_factory_returns():
@@ -88,9 +88,9 @@ def test_register_executor_checks_what_the_factory_returns():
         with pytest.raises(TypeError, match=r"registered as executor 'broken' returned str"):
             resolve_executor("broken")
     finally:
-        from nbflow.parallel import executors
+        from nbflow.parallel import registry
 
-        executors._FACTORIES.pop("broken")
+        registry._FACTORIES.pop("broken")
 
 
 @pytest.mark.parametrize("name", ["dask", "ray"])

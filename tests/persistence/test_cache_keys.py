@@ -15,7 +15,7 @@ import pytest
 
 import nbflow
 from nbflow import ResultCache, Sweep, sweep
-from nbflow.persistence.fingerprint import code_fingerprint
+from nbflow.fingerprint import code_fingerprint
 
 
 def _statuses(df):

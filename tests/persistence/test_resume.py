@@ -155,8 +155,8 @@ def test_resume_finished_tasks_are_loaded_not_recomputed(tmp_path):
     persister = SQLitePersister(tmp_path / "runs.db")
     # Simulate a crash half-way through step 0: two tasks' sub-applications were saved, the step was not.
     fan_state = State(n=4, round=0, results=None).wipe(delete=["results"])
+    from nbflow.fingerprint import DigestMemo
     from nbflow.parallel.tasks import task_app_id
-    from nbflow.persistence.fingerprint import DigestMemo
 
     for x in (0, 2):
         # A saved task is found by position and by what it starts from (its read state).
@@ -242,8 +242,8 @@ def test_resume_after_sigkill_runs_only_the_unfinished_tasks(tmp_path):
 
     persister = SQLitePersister(db)
     assert persister.load(None, "crashy").position == "prepare"
+    from nbflow.fingerprint import DigestMemo
     from nbflow.parallel.tasks import task_app_id
-    from nbflow.persistence.fingerprint import DigestMemo
 
     def saved_id(x):
         return task_app_id("crashy", 1, "fan", x, DigestMemo().task(["x"], {}, {"x": x}))

@@ -191,10 +191,10 @@ def test_frame_builder_whole_numbers_with_a_failed_row_stay_integers():
 @pytest.mark.parametrize("live", [True, False])
 def test_frame_builder_dtypes_same_with_and_without_live_reads(live, monkeypatch):
     """The first finished points failing, with live reads between rows or not: float metric columns."""
-    import nbflow.sweeps.runner as runner
+    import nbflow.notebook.live as live_module
 
     reads = []
-    monkeypatch.setattr(runner, "in_notebook", lambda: live)
+    monkeypatch.setattr(live_module, "in_notebook", lambda: live)
 
     class Live:
         def __init__(self, frame, **kwargs):
@@ -206,7 +206,7 @@ def test_frame_builder_dtypes_same_with_and_without_live_reads(live, monkeypatch
         def close(self, summary):
             pass
 
-    monkeypatch.setattr(runner, "LiveTable", Live)
+    monkeypatch.setattr(live_module, "LiveTable", Live)
 
     def f(x):
         if x < 3:

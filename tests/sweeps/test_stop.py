@@ -186,7 +186,7 @@ def test_stop_timeout_that_is_not_a_positive_number_is_refused(bad):
 
 def test_stop_summary_line_says_the_sweep_was_interrupted(monkeypatch):
     """The live table's last line says interrupted and how many points never finished."""
-    import nbflow.sweeps.runner as runner
+    import nbflow.notebook.live as live_module
 
     lines = []
 
@@ -200,8 +200,8 @@ def test_stop_summary_line_says_the_sweep_was_interrupted(monkeypatch):
         def close(self, summary):
             lines.append(summary)
 
-    monkeypatch.setattr(runner, "in_notebook", lambda: True)
-    monkeypatch.setattr(runner, "LiveTable", Live)
+    monkeypatch.setattr(live_module, "in_notebook", lambda: True)
+    monkeypatch.setattr(live_module, "LiveTable", Live)
 
     def target(x):
         if x == 2:

@@ -301,3 +301,37 @@ def test_dot_not_found_error_is_what_graphviz_and_nbflow_users_catch(no_dot):
         _loop().visualize().pipe()
     with pytest.raises(MissingDependencyError):
         _loop().visualize().pipe()
+
+
+def test_visualize_draws_what_an_action_says_about_itself():
+    """A parallel action of the user's own names its sub-graphs (children()) and its label (fan_out)."""
+    from nbflow import TaskBasedParallelAction
+
+    class Tournament(TaskBasedParallelAction):
+        reads, writes = [], ["winner"]
+        fan_out = "each match"
+
+        def children(self):
+            return [_pipeline()]
+
+        def tasks(self, state, context, inputs):
+            return []
+
+        def reduce(self, state, states):
+            return state.update(winner=None)
+
+    source = GraphBuilder().with_actions(cup=Tournament()).build().visualize().source
+    assert "cup [label=cup" in source and "shape=box3d" in source
+    assert "subgraph cluster_cup {" in source and 'label="each match"' in source
+    assert '"cup/prep" -> "cup/fit"' in source
+
+
+def test_visualize_action_whose_children_fail_draws_a_generic_tasks_node():
+    """children() raising means "not known": the drawing shows a tasks node rather than failing."""
+
+    class Broken(StateDependentMap):
+        def children(self):
+            raise RuntimeError("needs a database")
+
+    source = GraphBuilder().with_actions(tune=Broken()).build().visualize().source
+    assert '"tune/%tasks" [label=tasks style=dashed]' in source

@@ -19,7 +19,7 @@ import types
 import pytest
 
 from nbflow import GraphBuilder, RunnableGraph, State, StateList, expr, when
-from nbflow.persistence.fingerprint import code_fingerprint, value_fingerprint
+from nbflow.fingerprint import code_fingerprint, value_fingerprint
 
 
 def cell(*sources: str, namespace: dict | None = None) -> dict:
@@ -570,7 +570,7 @@ def test_value_fingerprint_unpicklable_raises_with_fix():
 
 _CROSS_PROCESS = """
 import json, sys
-from nbflow.persistence.fingerprint import code_fingerprint, value_fingerprint
+from nbflow.fingerprint import code_fingerprint, value_fingerprint
 namespace = {"__name__": "__main__"}
 exec(sys.argv[1], namespace)
 print(json.dumps([code_fingerprint(namespace["f"]), value_fingerprint(namespace["VALUE"])]))
@@ -616,3 +616,52 @@ def test_fingerprints_stable_across_interpreters():
     namespace = cell(_CROSS_SOURCE)
     here = [code_fingerprint(namespace["f"]), value_fingerprint(namespace["VALUE"])]
     assert results[0] == results[1] == here
+
+
+# -- actions describe themselves ----------------------------------------------------------------
+
+
+def test_code_fingerprint_function_that_runs_a_global_runnable_graph_sees_its_actions():
+    """A function that reads a RunnableGraph global changes fingerprint when an action inside it is edited."""
+    namespace = {"__name__": "__main__", "GRAPH": _runnable(A_V1)}
+    caller = cell("def f(state):\n    return GRAPH\n", namespace=namespace)["f"]
+    before = code_fingerprint(caller)
+    namespace["GRAPH"] = _runnable(A_V1.replace("* 2", "* 3"))
+    assert code_fingerprint(caller) != before
+
+
+CUSTOM_PARTS = """
+from nbflow import Action
+from nbflow.core.actions import FingerprintParts
+
+class Load(Action):
+    reads, writes = [], ["data"]
+
+    def __init__(self, path, client):
+        self.path, self.client = path, client
+
+    def run(self, state):
+        return {"data": self.path}
+
+    def fingerprint_parts(self):
+        # Only the path decides what is loaded; the client is how.
+        return FingerprintParts(code=type(self), data={"path": self.path})
+"""
+
+
+def test_code_fingerprint_action_that_overrides_fingerprint_parts_is_keyed_by_what_it_says():
+    """An action's own fingerprint_parts decides: its path counts, the client it holds does not."""
+    load = cell(CUSTOM_PARTS)["Load"]
+    assert code_fingerprint(load("a.csv", client=object())) == code_fingerprint(
+        load("a.csv", client=object())
+    )
+    assert code_fingerprint(load("a.csv", client=None)) != code_fingerprint(load("b.csv", client=None))
+
+
+def test_code_fingerprint_action_bound_value_that_cannot_be_digested_is_an_error_naming_its_type():
+    """A bound input is data: one that cannot be digested is refused, never taken as equal to another."""
+    import threading
+
+    action_ = cell(SQUARE, "from nbflow import action\ng = action(reads=['x'], writes=['y'])(f)\n")["g"]
+    with pytest.raises(TypeError, match=r"Cannot fingerprint a _thread\.lock value"):
+        code_fingerprint(action_.bind(k=threading.Lock()))

@@ -1,12 +1,11 @@
-"""Value digests: the data half of the fingerprint encoder (chunks, containers, numpy, pandas, objects).
+"""The data half of the fingerprint encoder: chunks, containers, numpy, pandas, objects.
 
-`nbflow.persistence.fingerprint` holds the public `code_fingerprint` and
-`value_fingerprint`, and the code half of the encoder (functions, classes,
-actions, graphs). The two halves are mutually recursive, since a value can hold
-a function and a function's defaults, closures and globals are values, so the
-code half subclasses `_ValueEncoder` here; this module never imports
-fingerprint. The chunk tags and personalizations live here because both
-halves write the same byte stream.
+`nbflow.fingerprint.code` adds the code half (functions, classes, actions,
+graphs) by subclassing `ValueEncoder`. The two halves are mutually recursive,
+since a value can hold a function and a function's defaults, closures and
+globals are values; this module never imports the code half. Every piece goes
+into the hash as a tagged, length-prefixed chunk (`Tag`), so the encoding is
+prefix-free and two different structures cannot produce the same byte stream.
 """
 
 from __future__ import annotations
@@ -15,11 +14,8 @@ import copyreg
 import dataclasses
 import functools
 import hashlib
-import os
-import site
 import struct
 import sys
-import sysconfig
 import types
 from typing import Any, ClassVar
 
@@ -27,23 +23,36 @@ from nbflow.core.actions import Action
 from nbflow.core.conditions import Condition
 from nbflow.core.graph import Graph
 from nbflow.core.state import State, StateList
+from nbflow.fingerprint.families import family
+from nbflow.fingerprint.modules import is_user_module, package_version, type_name
+
+__all__ = ["Tag", "ValueEncoder", "CODE_PERSON", "VALUE_PERSON", "BUILTIN_CALLABLES"]
+
+
+class Tag:
+    """One byte per kind of chunk in the stream a digest hashes.
+
+    The format is versioned through the personalizations, `CODE_PERSON` and
+    `VALUE_PERSON`: change either when a chunk's meaning changes, so that no
+    digest of the old format can equal one of the new.
+    """
+
+    NONE, TRUE, FALSE, ELLIPSIS = b"N", b"T", b"F", b"E"
+    INT, FLOAT, COMPLEX, STR, BYTES, BYTEARRAY = b"i", b"f", b"c", b"s", b"b", b"B"
+    LIST, TUPLE, DICT, SET, SUBCLASS = b"l", b"t", b"d", b"S", b"y"
+    DIGEST, CYCLE, BACKREF, OPAQUE = b"h", b"@", b"^", b"o"
+    NDARRAY, NPSCALAR, PANDAS, DATACLASS, PYDANTIC, ENUM = b"a", b"A", b"p", b"D", b"P", b"n"
+    PICKLE, OBJECT, WRAPPER = b"k", b"O", b"W"
+    VERSION, CODE, FUNCTION, DOCSTRING, EMPTY_CELL, GLOBALS = b"v", b"X", b"x", b"_", b"e", b"g"
+    REF, MODULE, CLASS, METHOD, PARTIAL = b"r", b"m", b"C", b"M", b"("
+    ACTION, GRAPH, CONDITION, HOOKED = b"Q", b"G", b"?", b"H"
+
 
 # blake2b's personalization keeps code and value digests in separate spaces.
-_CODE_PERSON = b"nbflow.code.1"
-_VALUE_PERSON = b"nbflow.value.1"
+CODE_PERSON = b"nbflow.code.2"
+VALUE_PERSON = b"nbflow.value.2"
 
-# One byte per kind of chunk. The format is versioned through the persons above.
-_NONE, _TRUE, _FALSE, _ELLIPSIS = b"N", b"T", b"F", b"E"
-_INT, _FLOAT, _COMPLEX, _STR, _BYTES, _BYTEARRAY = b"i", b"f", b"c", b"s", b"b", b"B"
-_LIST, _TUPLE, _DICT, _SET, _SUBCLASS = b"l", b"t", b"d", b"S", b"y"
-_DIGEST, _CYCLE, _BACKREF, _OPAQUE = b"h", b"@", b"^", b"o"
-_NDARRAY, _NPSCALAR, _PANDAS, _DATACLASS, _PYDANTIC = b"a", b"A", b"p", b"D", b"P"
-_PICKLE, _OBJECT, _WRAPPER = b"k", b"O", b"W"
-_VERSION, _CODE, _FUNCTION, _DOCSTRING, _EMPTY_CELL, _GLOBALS = b"v", b"X", b"x", b"_", b"e", b"g"
-_REF, _MODULE, _CLASS, _METHOD, _PARTIAL = b"r", b"m", b"C", b"M", b"("
-_ACTION, _GRAPH, _RUNNABLE, _CONDITION, _HOOKED = b"Q", b"G", b"R", b"?", b"H"
-
-_BUILTIN_CALLABLES = (
+BUILTIN_CALLABLES = (
     types.BuiltinFunctionType,
     types.MethodWrapperType,
     types.WrapperDescriptorType,
@@ -52,62 +61,15 @@ _BUILTIN_CALLABLES = (
 )
 
 
-def _type_name(t: type) -> str:
-    return f"{t.__module__}.{t.__qualname__}"
-
-
-def _version(module: str) -> str:
-    for name in (module, module.partition(".")[0]):
-        found = getattr(sys.modules.get(name), "__version__", None)
-        if found is not None:
-            return str(found)
-    return ""
-
-
-@functools.lru_cache(maxsize=1)
-def _installed_roots() -> tuple[str, ...]:
-    """Folders whose modules are installed code (the standard library, site-packages), not the user's."""
-    paths = sysconfig.get_paths()
-    roots = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    roots.update(site.getsitepackages() if hasattr(site, "getsitepackages") else ())
-    roots.add(site.getusersitepackages() if hasattr(site, "getusersitepackages") else None)
-    return tuple(sorted({os.path.realpath(r) + os.sep for r in roots if r}))
-
-
-@functools.lru_cache(maxsize=4096)
-def _user_file(top: str, file: str | None) -> bool:
-    if top == "nbflow" or not file:
-        # nbflow itself counts by its version; builtin and frozen modules have no file.
-        return False
-    real = os.path.realpath(file)
-    return not real.startswith(_installed_roots())
-
-
-def is_user_module(name: str) -> bool:
-    """Whether module ``name`` is the user's own code: a notebook, a script, or a module outside installed packages.
-
-    User code is fingerprinted by what it does; installed packages and the standard
-    library by name and version.
-    """
-    module = sys.modules.get(name)
-    if module is None or name == "__main__":
-        return True
-    return _user_file(name.partition(".")[0], getattr(module, "__file__", None))
-
-
 def _wrapped(v: Any) -> Any:
     """The function a wrapper object stands for: ``__wrapped__`` (functools), ``pyfunc`` (np.vectorize)."""
     return getattr(v, "__wrapped__", None) or getattr(v, "pyfunc", None)
 
 
-def _is_pydantic(t: type) -> bool:
-    return any(c.__name__ == "BaseModel" and c.__module__.startswith("pydantic") for c in t.__mro__)
-
-
-class _ValueEncoder:
+class ValueEncoder:
     """Feeds one object graph to a blake2b hash as tagged, length-prefixed chunks: the data half.
 
-    `nbflow.persistence.fingerprint._Encoder` adds the code half (functions,
+    `nbflow.fingerprint.code.CodeEncoder` adds the code half (functions,
     classes, actions, graphs) by overriding `_code_object` and `_class`.
     """
 
@@ -139,9 +101,9 @@ class _ValueEncoder:
         self._update(tag + n.to_bytes(8, "little"))
 
     def _str(self, s: str) -> None:
-        self.put(_STR, s.encode("utf-8", "surrogatepass"))
+        self.put(Tag.STR, s.encode("utf-8", "surrogatepass"))
 
-    def _sub(self, *, keep_seen: bool) -> _ValueEncoder:
+    def _sub(self, *, keep_seen: bool) -> ValueEncoder:
         sub = type(self)(self._person, self._follow)
         sub._active = dict(self._active)
         # A digest that is sorted among siblings (dict keys, set items) must not depend on which
@@ -161,12 +123,12 @@ class _ValueEncoder:
         key = id(obj)
         depth = self._active.get(key)
         if depth is not None:
-            self.put(_CYCLE, depth.to_bytes(4, "little"))
+            self.put(Tag.CYCLE, depth.to_bytes(4, "little"))
             return False
         if dedupe:
             ordinal = self._seen.get(key)
             if ordinal is not None:
-                self.put(_BACKREF, ordinal.to_bytes(4, "little"))
+                self.put(Tag.BACKREF, ordinal.to_bytes(4, "little"))
                 return False
             self._seen[key] = len(self._seen)
         self._active[key] = len(self._active)
@@ -191,39 +153,39 @@ class _ValueEncoder:
             self._other(v)
 
     def _none(self, v: None) -> None:
-        self.put(_NONE)
+        self.put(Tag.NONE)
 
     def _bool(self, v: bool) -> None:
-        self.put(_TRUE if v else _FALSE)
+        self.put(Tag.TRUE if v else Tag.FALSE)
 
     def _ellipsis(self, v: Any) -> None:
-        self.put(_ELLIPSIS)
+        self.put(Tag.ELLIPSIS)
 
     def _int(self, v: int) -> None:
-        self.put(_INT, int.to_bytes(v, (v.bit_length() + 8) // 8, "little", signed=True))
+        self.put(Tag.INT, int.to_bytes(v, (v.bit_length() + 8) // 8, "little", signed=True))
 
     def _float(self, v: float) -> None:
-        self.put(_FLOAT, struct.pack("<d", v))
+        self.put(Tag.FLOAT, struct.pack("<d", v))
 
     def _complex(self, v: complex) -> None:
-        self.put(_COMPLEX, struct.pack("<dd", v.real, v.imag))
+        self.put(Tag.COMPLEX, struct.pack("<dd", v.real, v.imag))
 
     def _bytes(self, v: bytes) -> None:
-        self.put(_BYTES, v)
+        self.put(Tag.BYTES, v)
 
     def _bytearray(self, v: bytearray) -> None:
-        self.put(_BYTEARRAY, bytes(v))
+        self.put(Tag.BYTEARRAY, bytes(v))
 
     def _list(self, v: Any) -> None:
         if self._enter(v, dedupe=False):
-            self._count(_LIST, len(v))
+            self._count(Tag.LIST, len(v))
             for item in v:
                 self.value(item)
             self._leave(v)
 
     def _tuple(self, v: tuple) -> None:
         # A tuple can only reach itself through a list, dict or object, which catch the cycle.
-        self._count(_TUPLE, len(v))
+        self._count(Tag.TUPLE, len(v))
         for item in v:
             self.value(item)
 
@@ -233,7 +195,7 @@ class _ValueEncoder:
             self._leave(v)
 
     def _mapping(self, items: list[tuple[Any, Any]]) -> None:
-        self._count(_DICT, len(items))
+        self._count(Tag.DICT, len(items))
         if all(type(k) is str for k, _ in items):
             # Strings sort the same in every process, so the common case needs no key digests.
             for k, item in sorted(items, key=lambda kv: kv[0]):
@@ -241,13 +203,13 @@ class _ValueEncoder:
                 self.value(item)
         else:
             for digest, item in sorted(((self._digest_of(k), item) for k, item in items), key=lambda d: d[0]):
-                self.put(_DIGEST, digest)
+                self.put(Tag.DIGEST, digest)
                 self.value(item)
 
     def _set(self, v: Any) -> None:
-        self._count(_SET, len(v))
+        self._count(Tag.SET, len(v))
         for digest in sorted(self._digest_of(item) for item in v):
-            self.put(_DIGEST, digest)
+            self.put(Tag.DIGEST, digest)
 
     def _state(self, v: State) -> None:
         # A State equals the dict of its items, and fingerprints like it.
@@ -263,53 +225,57 @@ class _ValueEncoder:
             self._state(v)
         elif callable(v) and isinstance(_wrapped(v), types.FunctionType):
             # functools.lru_cache, np.vectorize and other wrappers: what they wrap decides the results.
-            self.put(_WRAPPER, _type_name(t).encode())
+            self.put(Tag.WRAPPER, type_name(t).encode())
             self.value(_wrapped(v))
-        elif isinstance(v, _BUILTIN_CALLABLES) or (
+        elif isinstance(v, BUILTIN_CALLABLES) or (
             callable(v) and hasattr(v, "__name__") and not self._is_user(t.__module__)
         ):
             # Builtins and function-like library objects (numpy ufuncs): by name and version.
             self._ref(v)
+        elif (kind := family(t)) is not None and not _ours(t):
+            self._FAMILIES[kind](self, v)
         elif isinstance(v, (list, tuple, dict, set, frozenset, str, int, float, bytes)):
-            # Named tuples, IntEnums, OrderedDicts...: the type's name, then the builtin value.
-            self.put(_SUBCLASS, _type_name(t).encode())
+            # OrderedDicts, str subclasses...: the type's name, then the builtin value.
+            self.put(Tag.SUBCLASS, type_name(t).encode())
             base = next(b for b in t.__mro__ if b in self._EXACT)
             self._EXACT[base](self, v)
+        elif _ours(t):
+            # nbflow's own machinery (an application, a tracker, an executor in a closure)
+            # computes nothing of the result; pickling it would be slow and may touch its hooks.
+            self.put(Tag.OPAQUE, type_name(t).encode())
         else:
-            top = t.__module__.partition(".")[0]
-            if top == "numpy" and self._numpy(v):
-                return
-            if top == "pandas" and self._pandas(v):
-                return
-            if top == "nbflow":
-                # nbflow's own machinery (an application, a tracker, an executor in a closure)
-                # computes nothing of the result; pickling it would be slow and may touch its hooks.
-                self.put(_OPAQUE, _type_name(t).encode())
-            elif dataclasses.is_dataclass(v):
-                self._fields(_DATACLASS, v, [f.name for f in dataclasses.fields(v)])
-            elif _is_pydantic(t):
-                fields = getattr(t, "model_fields", None) or getattr(t, "__fields__", {})
-                self._fields(_PYDANTIC, v, list(fields))
-            else:
-                self._pickled(v)
+            self._pickled(v)
+
+    def _enum(self, v: Any) -> None:
+        # Its class as a class (by code, when the user's): a method of it may decide the results.
+        self.put(Tag.ENUM)
+        self.value(type(v))
+        self._str(v.name)
+        self.value(v.value)
+
+    def _namedtuple(self, v: tuple) -> None:
+        self.put(Tag.SUBCLASS, type_name(type(v)).encode())
+        self._tuple(v)
+
+    def _dataclass(self, v: Any) -> None:
+        self._fields(Tag.DATACLASS, v, [f.name for f in dataclasses.fields(v)])
+
+    def _pydantic(self, v: Any) -> None:
+        t = type(v)
+        fields = getattr(t, "model_fields", None) or getattr(t, "__fields__", {})
+        self._fields(Tag.PYDANTIC, v, list(fields))
 
     def _fields(self, tag: bytes, v: Any, names: list[str]) -> None:
         if self._enter(v, dedupe=False):
-            self.put(tag, _type_name(type(v)).encode())
-            self._count(_DICT, len(names))
+            self.put(tag, type_name(type(v)).encode())
+            self._count(Tag.DICT, len(names))
             for name in names:
                 self._str(name)
                 self.value(getattr(v, name))
             self._leave(v)
 
-    def _numpy(self, v: Any) -> bool:
+    def _ndarray(self, v: Any, tag: bytes = Tag.NDARRAY) -> None:
         np = sys.modules["numpy"]
-        if isinstance(v, np.ndarray):
-            tag = _NDARRAY
-        elif isinstance(v, np.generic):
-            tag, v = _NPSCALAR, np.asarray(v)
-        else:
-            return False
         dtype = v.dtype
         self.put(tag, dtype.str.encode())
         self.value(dtype.descr if dtype.names else None)
@@ -319,15 +285,15 @@ class _ValueEncoder:
             self.value(v.ravel().tolist())
         else:
             flat = np.ascontiguousarray(v).reshape(-1).view(np.uint8)
-            self._count(_BYTES, flat.nbytes)
+            self._count(Tag.BYTES, flat.nbytes)
             self._update(flat)
-        return True
 
-    def _pandas(self, v: Any) -> bool:
+    def _numpy_scalar(self, v: Any) -> None:
+        self._ndarray(sys.modules["numpy"].asarray(v), Tag.NPSCALAR)
+
+    def _pandas(self, v: Any) -> None:
         pd = sys.modules["pandas"]
-        if not isinstance(v, (pd.DataFrame, pd.Series, pd.Index)):
-            return False
-        self.put(_PANDAS, _type_name(type(v)).encode())
+        self.put(Tag.PANDAS, type_name(type(v)).encode())
         index = v if isinstance(v, pd.Index) else v.index
         self.value([str(t) for t in getattr(index, "dtypes", [index.dtype])])
         self.value(list(index.names))
@@ -341,7 +307,6 @@ class _ValueEncoder:
             self.value(v.name)
             self.value(str(v.dtype))
             self._pandas_values(v)
-        return True
 
     def _pandas_values(self, values: Any) -> None:
         if values.dtype == object:
@@ -350,7 +315,7 @@ class _ValueEncoder:
             self.value(values.tolist())
         else:
             pd = sys.modules["pandas"]
-            self._numpy(pd.util.hash_pandas_object(values, index=False).to_numpy())
+            self._ndarray(pd.util.hash_pandas_object(values, index=False).to_numpy())
 
     def _pickled(self, v: Any) -> None:
         t = type(v)
@@ -364,11 +329,11 @@ class _ValueEncoder:
             if reduced is None:
                 reduced = copyreg.dispatch_table[t](v)
         except Exception as exc:
-            msg = f"Cannot fingerprint a {_type_name(t)} value: it is not plain data and pickle fails ({type(exc).__name__}: {exc}). Build the object inside the action from plain inputs (a path, a seed, parameters) instead of passing it in."
+            msg = f"Cannot fingerprint a {type_name(t)} value: it is not plain data and pickle fails ({type(exc).__name__}: {exc}). Build the object inside the action from plain inputs (a path, a seed, parameters) instead of passing it in."
             raise TypeError(msg) from exc
         if isinstance(reduced, str):
             # Pickled by name (a module-level singleton).
-            self.put(_REF, f"{t.__module__}:{reduced}".encode())
+            self.put(Tag.REF, f"{t.__module__}:{reduced}".encode())
             return
         if self._enter(v, dedupe=False):
             # What pickle would save (how to rebuild it, then its state), hashed item by item
@@ -376,7 +341,7 @@ class _ValueEncoder:
             # SimpleNamespace of callbacks) without its code, follow the hash-seeded order of a
             # set, and tell a shared object from an equal copy by their memo.
             rebuild, args, state, items, pairs = (*reduced, None, None, None)[:5]
-            self.put(_OBJECT)
+            self.put(Tag.OBJECT)
             if not plain:
                 self.value(rebuild)
             self.value(args)
@@ -391,29 +356,29 @@ class _ValueEncoder:
         try:
             sub.value(v)
         except TypeError:
-            self.put(_OPAQUE, _type_name(type(v)).encode())
+            self.put(Tag.OPAQUE, type_name(type(v)).encode())
             return
         self._seen = sub._seen
-        self.put(_DIGEST, sub._hash.digest())
+        self.put(Tag.DIGEST, sub._hash.digest())
 
     def _ref(self, obj: Any) -> None:
         module = getattr(obj, "__module__", None) or type(obj).__module__
         name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__qualname__
-        self.put(_REF, f"{module}:{name}".encode())
-        self.put(_VERSION, _version(module).encode())
+        self.put(Tag.REF, f"{module}:{name}".encode())
+        self.put(Tag.VERSION, package_version(module).encode())
 
     def _module_ref(self, module: types.ModuleType) -> None:
-        self.put(_MODULE, module.__name__.encode())
-        self.put(_VERSION, _version(module.__name__).encode())
+        self.put(Tag.MODULE, module.__name__.encode())
+        self.put(Tag.VERSION, package_version(module.__name__).encode())
 
     # -- hooks for the code half ----------------------------------------------------------
 
     def _code_object(self, v: Any) -> None:
-        """Write an action, graph, condition, class, method or partial (see fingerprint._Encoder)."""
+        """Write an action, graph, condition, class, method or partial (see code.CodeEncoder)."""
         raise NotImplementedError
 
     def _class(self, cls: type) -> None:
-        """Write a class by its code (see fingerprint._Encoder)."""
+        """Write a class by its code (see code.CodeEncoder)."""
         raise NotImplementedError
 
     _EXACT: ClassVar[dict[type, Any]] = {
@@ -435,3 +400,19 @@ class _ValueEncoder:
         type(...): _ellipsis,
         types.ModuleType: _module_ref,
     }
+    _FAMILIES: ClassVar[dict[str, Any]] = {
+        "enum": _enum,
+        "namedtuple": _namedtuple,
+        "dataclass": _dataclass,
+        "pydantic": _pydantic,
+        "ndarray": _ndarray,
+        "numpy_scalar": _numpy_scalar,
+        "dataframe": _pandas,
+        "series": _pandas,
+        "index": _pandas,
+        "pandas_scalar": _pickled,
+    }
+
+
+def _ours(t: type) -> bool:
+    return t.__module__.partition(".")[0] == "nbflow"
