@@ -16,32 +16,140 @@ computed successfully before is loaded instead of run, so re-running a cell afte
 a kernel restart computes only new or failed points, and editing a function's
 body, or a helper it calls, invalidates exactly its entries.
 
-Entries live in any persister (a SQLite file by default), stored as the keys
-the task wrote, under the partition ``"nbflow-cache"``.
+Entries live in a SQLite file of their own (``cache.db`` in the cache's
+directory), one row per key: what the task wrote, as nbflow's JSON.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from nbflow.core.state import State
-from nbflow.errors import CacheKeyError
-from nbflow.persistence.fingerprint import DigestMemo, value_fingerprint
-from nbflow.persistence.sqlite import SQLitePersister
+from nbflow.errors import CacheKeyError, PersistenceError, SerializationError
+from nbflow.fingerprint import DigestMemo, value_fingerprint
+from nbflow.persistence.serde import dumps, loads
+from nbflow.persistence.sqlite_file import SQLiteFile
 
-__all__ = ["ResultCache", "as_cache", "DEFAULT_CACHE_DIR"]
+__all__ = ["ResultCache", "CacheFile", "as_cache", "DEFAULT_CACHE_DIR"]
 
-PARTITION = "nbflow-cache"
 DEFAULT_CACHE_DIR = ".nbflow-cache"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS nbflow_cache (
+    key TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    written TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+
+
+class CacheFile:
+    """The entries of a `ResultCache`, in a SQLite file: key -> what the task wrote.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> entries = CacheFile(pathlib.Path(tempfile.mkdtemp()) / "cache.db")
+        >>> entries.put("k1", {"y": (1, 2)}, "task 0")
+        >>> entries.get("k1"), entries.get("k2"), len(entries)
+        ({'y': (1, 2)}, None, 1)
+    """
+
+    def __init__(self, path: str | os.PathLike, *, allow_pickle: bool = False):
+        self.file = SQLiteFile(path, _SCHEMA, owner="ResultCache")
+        self.allow_pickle = allow_pickle
+
+    def __repr__(self) -> str:
+        return f"CacheFile({str(self.file.path)!r})"
+
+    def get(self, key: str) -> dict | None:
+        """What the task with ``key`` wrote, or None."""
+        try:
+            row = (
+                self.file.connection()
+                .execute("SELECT written FROM nbflow_cache WHERE key = ?", (key,))
+                .fetchone()
+            )
+        except sqlite3.Error as exc:
+            raise self.file.fail(exc, "read") from None
+        if row is None:
+            return None
+        where = f"the cache entry {key} in {str(self.file.path)!r}"
+        try:
+            return loads(row[0], allow_pickle=self.allow_pickle, path=where)
+        except SerializationError:
+            raise
+        except (ValueError, TypeError) as exc:
+            msg = f"ResultCache could not read {where}: it is not the JSON nbflow wrote ({type(exc).__name__}: {exc}). The file is damaged: clear the cache (cache.clear()) or delete its folder."
+            raise PersistenceError(msg) from None
+
+    def put(self, key: str, written: dict, label: str) -> None:
+        """Store ``written`` under ``key`` (replacing what was there); ``label`` names the task for people."""
+        text = dumps(written, allow_pickle=self.allow_pickle, path="the task's result")
+        try:
+            self.file.connection().execute(
+                "INSERT OR REPLACE INTO nbflow_cache VALUES (?, ?, ?, ?)", (key, label, text, time.time())
+            )
+        except sqlite3.Error as exc:
+            raise self.file.fail(exc, "write to") from None
+
+    def clear(self) -> int:
+        """Delete every entry; how many there were."""
+        try:
+            return self.file.connection().execute("DELETE FROM nbflow_cache").rowcount
+        except sqlite3.Error as exc:
+            raise self.file.fail(exc, "clear") from None
+
+    def __len__(self) -> int:
+        try:
+            return self.file.connection().execute("SELECT COUNT(*) FROM nbflow_cache").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise self.file.fail(exc, "read") from None
+
+
+class _InPersister:
+    """Entries kept as step records of a persister (deprecated: how caches were stored before)."""
+
+    PARTITION = "nbflow-cache"
+
+    def __init__(self, persister: Any):
+        self.persister = persister
+
+    def __repr__(self) -> str:
+        return repr(self.persister)
+
+    def get(self, key: str) -> dict | None:
+        record = self.persister.load(self.PARTITION, key)
+        return None if record is None else record.state.get_all()
+
+    def put(self, key: str, written: dict, label: str) -> None:
+        self.persister.save(
+            partition_key=self.PARTITION,
+            app_id=key,
+            sequence_id=0,
+            position=label,
+            state=State(written),
+            status="completed",
+        )
+
+    def clear(self) -> int:
+        return self.persister.clear(self.PARTITION)
+
+    def __len__(self) -> int:
+        return len(self.persister.list_app_ids(self.PARTITION))
 
 
 class ResultCache:
     """Stores what finished tasks wrote, under a key derived from their code and inputs.
 
     Args:
-        store: a directory (a SQLite file ``cache.db`` is kept there) or a persister.
+        store: a directory (a SQLite file ``cache.db`` is kept there). A persister
+            is still taken, with a DeprecationWarning: it keeps the entries as
+            step records, beside the runs it saves.
         allow_pickle: let entries hold values JSON cannot (loading them runs code:
             only for caches you trust).
         depends_on: something results depend on that the key cannot see: a value, or a
@@ -64,14 +172,20 @@ class ResultCache:
     ):
         if isinstance(store, (str, os.PathLike)):
             self.directory: Path | None = Path(store)
-            store = SQLitePersister(self.directory / "cache.db", allow_pickle=allow_pickle)
+            self.entries: Any = CacheFile(self.directory / "cache.db", allow_pickle=allow_pickle)
         else:
+            warnings.warn(
+                f"ResultCache({type(store).__name__}(...)): a cache in a persister is deprecated (its entries "
+                "pose as saved steps). Give the cache a directory of its own, e.g. ResultCache('.nbflow-cache').",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             self.directory = None
-        self.store = store
+            self.entries = _InPersister(store)
         self.depends_on = depends_on
 
     def __repr__(self) -> str:
-        return f"ResultCache({str(self.directory) if self.directory else self.store!r})"
+        return f"ResultCache({str(self.directory) if self.directory else self.entries!r})"
 
     def salt(self) -> str | None:
         """The digest of ``depends_on`` as it is now (a callable is called), or None without one.
@@ -99,34 +213,26 @@ class ResultCache:
 
     def get(self, key: str) -> dict | None:
         """What the task with ``key`` wrote, or None if it is not cached."""
-        record = self.store.load(PARTITION, key)
-        return None if record is None else record.state.get_all()
+        return self.entries.get(key)
 
     def put(self, key: str, written: dict, label: str) -> None:
         """Remember that the task with ``key`` wrote ``written``; ``label`` names it for humans."""
-        self.store.save(
-            partition_key=PARTITION,
-            app_id=key,
-            sequence_id=0,
-            position=label,
-            state=State(written),
-            status="completed",
-        )
+        self.entries.put(key, written, label)
 
     def clear(self) -> int:
         """Forget every entry; returns how many there were."""
-        return self.store.clear(PARTITION)
+        return self.entries.clear()
 
     def summary(self) -> dict:
         """How many entries there are and, for a directory cache, its size on disk in bytes."""
-        entries = len(self.store.list_app_ids(PARTITION))
+        entries = len(self.entries)
         size = None
         if self.directory is not None and self.directory.exists():
             size = sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
         return {
             "entries": entries,
             "bytes": size,
-            "location": str(self.directory) if self.directory else repr(self.store),
+            "location": str(self.directory) if self.directory else repr(self.entries),
         }
 
 

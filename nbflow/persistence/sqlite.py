@@ -1,31 +1,26 @@
 """`SQLitePersister`: the embedded default, one SQLite file holding every saved step.
 
-Why SQLite: it ships with Python, survives a killed kernel (each save is one
-transaction), and with WAL journaling many processes can write to one file at
-once while readers never block (a parallel map on processes saves from every
-worker). Connections are per process and per thread, opened lazily; pickling
-the persister drops them so it can travel to worker processes.
+Each save is one transaction, so a killed kernel loses nothing saved; with WAL
+journaling a parallel map on processes saves from every worker at once (see
+`nbflow.persistence.sqlite_file`).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from nbflow.core.persistence import UNCHECKED, PersistedRecord, check_writer
 from nbflow.core.state import State
 from nbflow.errors import PersistenceError, SerializationError
-from nbflow.persistence import serde
+from nbflow.persistence.serde import dumps, loads
+from nbflow.persistence.sqlite_file import SQLiteFile
 
-__all__ = ["SQLitePersister", "open_private", "explain"]
+__all__ = ["SQLitePersister"]
 
-SCHEMA_VERSION = 1
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS nbflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nbflow_steps (
     partition_key TEXT NOT NULL,
     app_id TEXT NOT NULL,
@@ -38,36 +33,6 @@ CREATE TABLE IF NOT EXISTS nbflow_steps (
 );
 CREATE INDEX IF NOT EXISTS nbflow_steps_latest ON nbflow_steps (partition_key, created_at);
 """
-
-
-# Writes the OS refused for want of room. SQLite reports ENOSPC as SQLITE_FULL, but a file-size
-# limit (EFBIG, ulimit -f) or a quota (EDQUOT) as SQLITE_IOERR_WRITE, "disk I/O error".
-_NO_ROOM = ("SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_SHMSIZE")
-
-
-def explain(exc: sqlite3.Error, busy_timeout_s: float) -> str:
-    """The likely cause of a SQLite error and what to do about it, as a sentence for a message."""
-    text = str(exc)
-    if getattr(exc, "sqlite_errorname", None) in _NO_ROOM or ("disk" in text and "full" in text):
-        return "The disk is full, or the file reached a size limit (a quota, or ulimit -f): free some space or raise the limit, then try again. What was being written was not saved; what was saved before is intact."
-    if "readonly" in text or "unable to open" in text:
-        return "Check that the folder exists and is writable, or choose another path."
-    if "not a database" in text or "malformed" in text:
-        return "The file is damaged or is not an nbflow database: move it aside and start a new one."
-    if "locked" in text:
-        return (
-            f"Another process held the database for over {busy_timeout_s:g} s; raise busy_timeout_s or retry."
-        )
-    return "See the SQLite message above."
-
-
-def open_private(path: Path) -> None:
-    """Create ``path`` readable by its owner only, if it does not exist yet."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        pass
 
 
 class SQLitePersister:
@@ -88,61 +53,17 @@ class SQLitePersister:
     """
 
     def __init__(self, path: str | os.PathLike, *, allow_pickle: bool = False, busy_timeout_s: float = 30.0):
-        self.path = Path(path)
+        self.file = SQLiteFile(path, _SCHEMA, owner="SQLitePersister", busy_timeout_s=busy_timeout_s)
+        self.path = self.file.path
         self.allow_pickle = allow_pickle
         self.busy_timeout_s = busy_timeout_s
-        self._local = threading.local()
-
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_local"}
-
-    def __setstate__(self, values: dict) -> None:
-        self.__dict__.update(values)
-        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"SQLitePersister({str(self.path)!r})"
 
-    # -- the connection ------------------------------------------------------------------------
-
-    def _fail(self, exc: sqlite3.Error, doing: str) -> PersistenceError:
-        msg = f"SQLitePersister could not {doing} {str(self.path)!r}: {exc}. {explain(exc, self.busy_timeout_s)}"
-        return PersistenceError(msg)
-
-    def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            return conn
-        try:
-            open_private(self.path)
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable across a killed process (WAL is synced at checkpoints); only an OS
-            # crash can lose the last steps, which a re-run recomputes.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            conn.execute(
-                "INSERT OR IGNORE INTO nbflow_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-            found = conn.execute("SELECT value FROM nbflow_meta WHERE key = 'schema_version'").fetchone()[0]
-        except sqlite3.Error as exc:
-            raise self._fail(exc, "open") from None
-        except OSError as exc:
-            msg = f"SQLitePersister could not create {str(self.path)!r}: {exc}. Check that the folder is writable, or choose another path."
-            raise PersistenceError(msg) from None
-        if int(found) != SCHEMA_VERSION:
-            conn.close()
-            msg = f"{str(self.path)!r} was written by another nbflow (schema version {found}; this nbflow reads version {SCHEMA_VERSION}). Use the nbflow version that wrote it, or start a new file."
-            raise PersistenceError(msg)
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
-
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self.file.close()
 
     # -- the persister protocol -------------------------------------------------------------------
 
@@ -163,9 +84,9 @@ class SQLitePersister:
             PersisterConflictError: ``after`` is given and the app id has a later step than it
                 (checked and written in one transaction, so two processes cannot both pass).
         """
-        text = serde.dumps(state.get_all(), allow_pickle=self.allow_pickle, path="state")
+        text = dumps(state.get_all(), allow_pickle=self.allow_pickle, path="state")
         row = (partition_key or "", app_id, sequence_id, position, status, text, time.time())
-        conn = self._connection()
+        conn = self.file.connection()
         try:
             if after is UNCHECKED:
                 conn.execute("INSERT OR REPLACE INTO nbflow_steps VALUES (?, ?, ?, ?, ?, ?, ?)", row)
@@ -183,7 +104,7 @@ class SQLitePersister:
                 raise
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise self._fail(exc, "save a step to") from None
+            raise self.file.fail(exc, "save a step to") from None
 
     def load(self, partition_key: str | None, app_id: str | None) -> PersistedRecord | None:
         """The latest step of ``app_id`` (or of the partition's latest application), or None."""
@@ -194,16 +115,16 @@ class SQLitePersister:
             sql = "SELECT * FROM nbflow_steps WHERE partition_key = ? AND app_id = ? ORDER BY sequence_id DESC LIMIT 1"
             args = (partition_key or "", app_id)
         try:
-            row = self._connection().execute(sql, args).fetchone()
+            row = self.file.connection().execute(sql, args).fetchone()
         except sqlite3.Error as exc:
-            raise self._fail(exc, "read") from None
+            raise self.file.fail(exc, "read") from None
         return None if row is None else self._record(row)
 
     def _record(self, row: tuple) -> PersistedRecord:
         partition_key, app_id, sequence_id, position, status, text, _ = row
         where = f"state (app {app_id!r}, step {sequence_id} in {str(self.path)!r})"
         try:
-            values = serde.loads(text, allow_pickle=self.allow_pickle, path=where)
+            values = loads(text, allow_pickle=self.allow_pickle, path=where)
         except SerializationError:
             raise
         except (ValueError, TypeError) as exc:
@@ -216,7 +137,7 @@ class SQLitePersister:
         """Every saved step of ``app_id``, oldest first."""
         try:
             rows = (
-                self._connection()
+                self.file.connection()
                 .execute(
                     "SELECT * FROM nbflow_steps WHERE partition_key = ? AND app_id = ? ORDER BY sequence_id",
                     (partition_key or "", app_id),
@@ -224,14 +145,14 @@ class SQLitePersister:
                 .fetchall()
             )
         except sqlite3.Error as exc:
-            raise self._fail(exc, "read") from None
+            raise self.file.fail(exc, "read") from None
         return [self._record(row) for row in rows]
 
     def list_app_ids(self, partition_key: str | None = None) -> list[str]:
         """The app ids saved under ``partition_key``, most recently saved first."""
         try:
             rows = (
-                self._connection()
+                self.file.connection()
                 .execute(
                     "SELECT app_id, MAX(created_at) AS t FROM nbflow_steps WHERE partition_key = ? GROUP BY app_id ORDER BY t DESC",
                     (partition_key or "",),
@@ -239,23 +160,23 @@ class SQLitePersister:
                 .fetchall()
             )
         except sqlite3.Error as exc:
-            raise self._fail(exc, "read") from None
+            raise self.file.fail(exc, "read") from None
         return [row[0] for row in rows]
 
     def clear(self, partition_key: str | None = None) -> int:
         """Delete every saved step of ``partition_key``; returns how many rows went."""
         try:
             return (
-                self._connection()
+                self.file.connection()
                 .execute("DELETE FROM nbflow_steps WHERE partition_key = ?", (partition_key or "",))
                 .rowcount
             )
         except sqlite3.Error as exc:
-            raise self._fail(exc, "clear") from None
+            raise self.file.fail(exc, "clear") from None
 
     def count(self) -> int:
         """How many steps are saved, across all applications."""
         try:
-            return self._connection().execute("SELECT COUNT(*) FROM nbflow_steps").fetchone()[0]
+            return self.file.connection().execute("SELECT COUNT(*) FROM nbflow_steps").fetchone()[0]
         except sqlite3.Error as exc:
-            raise self._fail(exc, "read") from None
+            raise self.file.fail(exc, "read") from None

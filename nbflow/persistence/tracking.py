@@ -24,9 +24,9 @@ from typing import Any
 
 from nbflow.core.hooks import LifecycleHook
 from nbflow.core.state import State
-from nbflow.errors import NotRecordedError, PersistenceError
-from nbflow.persistence import serde
-from nbflow.persistence.sqlite import open_private
+from nbflow.errors import NotRecordedError
+from nbflow.persistence.serde import from_json, to_json
+from nbflow.persistence.sqlite_file import SQLiteFile
 
 __all__ = ["LocalTracker", "history", "state_at"]
 
@@ -72,7 +72,7 @@ def _json(values: dict) -> str:
             portable[key] = value
             continue
         try:
-            portable[key] = serde.to_json(value)
+            portable[key] = to_json(value)
         except Exception:
             # Tracking observes; it must never fail the run it watches.
             portable[key] = {"__repr__": repr(value)[:2000]}
@@ -114,7 +114,7 @@ class LocalTracker(LifecycleHook):
         self._starts: dict[tuple[str, int], float] = {}
         self._known_apps: set[str] = set()
         self._pid = os.getpid()
-        self._conn: sqlite3.Connection | None = None
+        self._file = SQLiteFile(self.path, _SCHEMA, owner="LocalTracker")
 
     def __getstate__(self) -> dict:
         return {"project": self.project, "path": self.path, "flush_every": self.flush_every}
@@ -177,20 +177,6 @@ class LocalTracker(LifecycleHook):
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            try:
-                open_private(self.path)
-                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(_SCHEMA)
-            except (sqlite3.Error, OSError) as exc:
-                msg = f"LocalTracker could not open {str(self.path)!r}: {exc}. Check that the folder is writable, or pass storage_dir=..."
-                raise PersistenceError(msg) from None
-            self._conn = conn
-        return self._conn
-
     def flush(self) -> None:
         """Write every buffered row now."""
         with self._lock:
@@ -207,7 +193,7 @@ class LocalTracker(LifecycleHook):
             for a, seq, name, t0, t1, inputs, written, deleted, err in steps
         ]
         with self._write_lock:
-            conn = self._connection()
+            conn = self._file.connection()
             try:
                 conn.execute("BEGIN")
                 conn.executemany("INSERT OR IGNORE INTO apps VALUES (?, ?, ?, ?, ?, ?, ?)", app_rows)
@@ -216,15 +202,17 @@ class LocalTracker(LifecycleHook):
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                msg = f"LocalTracker could not write to {str(self.path)!r}: {exc}."
-                raise PersistenceError(msg) from None
+                raise self._file.fail(exc, "write to") from None
 
     # -- reading ------------------------------------------------------------------------------
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         self.flush()
         with self._write_lock:
-            return self._connection().execute(sql, args).fetchall()
+            try:
+                return self._file.connection().execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise self._file.fail(exc, "read") from None
 
     def app_ids(self, parent_app_id: str | None = None) -> list[str]:
         """Tracked application ids, oldest first; with ``parent_app_id``, only its sub-applications."""
@@ -282,8 +270,7 @@ class LocalTracker(LifecycleHook):
 
 def _load(text: str) -> dict:
     return {
-        k: v if isinstance(v, dict) and "__repr__" in v else serde.from_json(v)
-        for k, v in json.loads(text).items()
+        k: v if isinstance(v, dict) and "__repr__" in v else from_json(v) for k, v in json.loads(text).items()
     }
 
 

@@ -51,17 +51,10 @@ import pandas as pd
 
 from nbflow.errors import ResultsColumnError, ResultsError, ResultsExistError, ResultsNotFoundError
 from nbflow.persistence.serde import to_json
-from nbflow.sweeps._formats import (
-    SIDECAR_SUFFIX,
-    SUPPORTED_EXTENSIONS,
-    kind_of,
-    read_results,
-    refuse_link_elsewhere,
-    refuse_non_file,
-    without_index,
-    write_results,
-)
-from nbflow.sweeps.results import run_column
+from nbflow.sweeps.dtype_spec import without_index
+from nbflow.sweeps.files import SUPPORTED_EXTENSIONS, kind_of, refuse_link_elsewhere, refuse_non_file
+from nbflow.sweeps.formats import SIDECAR_SUFFIX, read_results, write_results
+from nbflow.sweeps.naming import run_column
 
 __all__ = ["NbflowAccessor", "load_results", "sidecar_path", "SUPPORTED_EXTENSIONS"]
 

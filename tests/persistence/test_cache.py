@@ -228,3 +228,29 @@ def test_cache_survives_a_restart_for_functions_defined_in_main(tmp_path):
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == str([3 * x for x in range(6)])
     assert sorted(int(x) for x in log.read_text().split()) == [0, 1, 2, 3, 4, 5]
+
+
+def test_cache_entries_are_rows_of_their_own_not_saved_steps(tmp_path):
+    """A cache keeps one row per key in a table of its own; nothing in it poses as a saved run."""
+    import sqlite3
+
+    _run([1, 2], ResultCache(tmp_path / "cache"))
+    with sqlite3.connect(tmp_path / "cache" / "cache.db") as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "nbflow_steps" not in tables
+        assert db.execute("SELECT COUNT(*) FROM nbflow_cache").fetchone()[0] == 2
+
+
+def test_cache_damaged_entry_is_an_error_naming_the_file_and_the_fix(tmp_path):
+    """An entry whose JSON was damaged on disk is reported with its file and how to recover, not returned."""
+    import sqlite3
+
+    from nbflow import PersistenceError
+
+    cache = ResultCache(tmp_path / "cache")
+    _run([1], cache)
+    with sqlite3.connect(tmp_path / "cache" / "cache.db") as db:
+        db.execute("UPDATE nbflow_cache SET written = '{not json'")
+    RUNS.clear()  # square reads RUNS: as it was, so that the key is the same
+    with pytest.raises(PersistenceError, match=r"cache\.db.*damaged: clear the cache \(cache\.clear\(\)\)"):
+        _run([1], cache)
