@@ -20,7 +20,7 @@ from nbflow.core.actions import Action, ApplicationContext
 from nbflow.core.extensions import use as extension
 from nbflow.core.graph import Graph
 from nbflow.core.hooks import LifecycleHook, afire, fire
-from nbflow.core.machines import HAND_OUT, adrive, aresult_of, drive, result_of
+from nbflow.core.machines import HAND_OUT, acomplete, adrive, complete, drive
 from nbflow.core.state import State
 from nbflow.core.step import StepOutcome, aexecute_step, execute_step
 from nbflow.errors import AsyncActionError, HaltError
@@ -217,11 +217,11 @@ class Application:
         Raises:
             AsyncActionError: the next action is async (use `astep`).
         """
-        return result_of(drive(self._step_machine(inputs, sync=True), self._perform))
+        return complete(self._step_machine(inputs, sync=True), self._perform)
 
     async def astep(self, inputs: Mapping[str, Any] | None = None) -> StepResult | None:
         """`step` for async code: awaits async actions and runs sync ones inline."""
-        return await aresult_of(self._step_machine(inputs, sync=False), self._aperform)
+        return await acomplete(self._step_machine(inputs, sync=False), self._aperform)
 
     # -- the step machine: the logic once, for `_perform` to call and `_aperform` to await ------
 
@@ -341,9 +341,10 @@ class Application:
             ``(action, result, state)`` of the last step run; with ``halt_before``,
             the action that would run next with a result of None.
         """
-        return result_of(
-            self.iterate(halt_after=halt_after, halt_before=halt_before, inputs=inputs, display=display)
-        )
+        if display:
+            with extension("show_graph_live")(self):
+                return self.run(halt_after=halt_after, halt_before=halt_before, inputs=inputs)
+        return complete(self._run_machine(halt_after, halt_before, inputs, sync=True), self._perform)
 
     def aiterate(
         self,
@@ -367,6 +368,4 @@ class Application:
         if display:
             with extension("show_graph_live")(self):
                 return await self.arun(halt_after=halt_after, halt_before=halt_before, inputs=inputs)
-        return await aresult_of(
-            self._run_machine(halt_after, halt_before, inputs, sync=False), self._aperform
-        )
+        return await acomplete(self._run_machine(halt_after, halt_before, inputs, sync=False), self._aperform)

@@ -16,16 +16,19 @@ Example:
     >>> driven = drive(machine(), lambda request: request[1] * 2)
     >>> next(driven)
     42
-    >>> result_of(driven)
+    >>> complete(machine(), lambda request: request[1] * 2)
     'done'
+
+The drivers are written flat (no helper per request) because every step of every
+task goes through them: they are the hot path's floor.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
-from typing import Any, NamedTuple
+from typing import Any
 
-__all__ = ["HAND_OUT", "drive", "adrive", "result_of", "aresult_of"]
+__all__ = ["HAND_OUT", "drive", "adrive", "complete", "acomplete"]
 
 HAND_OUT = "hand out"
 
@@ -39,16 +42,36 @@ def drive(machine: Machine, perform: Callable[[tuple], Any]) -> Generator[Any, N
     """
     value: Any = None
     error: BaseException | None = None
-    while not isinstance(request := _advance(machine, value, error), _Done):
+    while True:
+        try:
+            request = machine.send(value) if error is None else machine.throw(error)
+        except StopIteration as stop:
+            return stop.value
         value = error = None
         try:
-            if request[0] == HAND_OUT:
+            if request[0] is HAND_OUT:
                 yield request[1]
             else:
                 value = perform(request)
         except BaseException as exc:
             error = exc
-    return request.value
+
+
+def complete(machine: Machine, perform: Callable[[tuple], Any]) -> Any:
+    """Run ``machine`` to its end, calling ``perform(request)`` and passing over hand-outs; its value."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            request = machine.send(value) if error is None else machine.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        value = error = None
+        if request[0] is not HAND_OUT:
+            try:
+                value = perform(request)
+            except BaseException as exc:
+                error = exc
 
 
 async def adrive(
@@ -60,42 +83,34 @@ async def adrive(
     """
     value: Any = None
     error: BaseException | None = None
-    while not isinstance(request := _advance(machine, value, error), _Done):
+    while True:
+        try:
+            request = machine.send(value) if error is None else machine.throw(error)
+        except StopIteration as stop:
+            final.append(stop.value)
+            return
         value = error = None
         try:
-            if request[0] == HAND_OUT:
+            if request[0] is HAND_OUT:
                 yield request[1]
             else:
                 value = await perform(request)
         except BaseException as exc:
             error = exc
-    final.append(request.value)
 
 
-class _Done(NamedTuple):
-    value: Any
-
-
-def _advance(machine: Machine, value: Any, error: BaseException | None) -> Any:
-    """Send ``value`` (or throw ``error``) into ``machine``: its next request, or `_Done` with its value."""
-    try:
-        return machine.throw(error) if error is not None else machine.send(value)
-    except StopIteration as stop:
-        return _Done(stop.value)
-
-
-def result_of(driven: Generator[Any, None, Any]) -> Any:
-    """Run a driven machine to its end, passing over what it hands out; its value."""
+async def acomplete(machine: Machine, perform: Callable[[tuple], Awaitable[Any]]) -> Any:
+    """`complete` for async code."""
+    value: Any = None
+    error: BaseException | None = None
     while True:
         try:
-            next(driven)
+            request = machine.send(value) if error is None else machine.throw(error)
         except StopIteration as stop:
             return stop.value
-
-
-async def aresult_of(machine: Machine, perform: Callable[[tuple], Awaitable[Any]]) -> Any:
-    """`result_of` for async code."""
-    final: list = []
-    async for _ in adrive(machine, perform, final):
-        pass
-    return final[0]
+        value = error = None
+        if request[0] is not HAND_OUT:
+            try:
+                value = await perform(request)
+            except BaseException as exc:
+                error = exc

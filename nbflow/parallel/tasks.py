@@ -31,7 +31,7 @@ from nbflow.core.actions import Action, ApplicationContext, FingerprintParts, as
 from nbflow.core.application import Application
 from nbflow.core.graph import Graph
 from nbflow.core.hooks import as_hook
-from nbflow.core.machines import aresult_of, drive, result_of
+from nbflow.core.machines import acomplete, complete
 from nbflow.core.persistence import PersistHook, load_record, resume_point
 from nbflow.core.state import State
 from nbflow.errors import GraphError, HookContractError, TaskTimeoutError
@@ -483,7 +483,7 @@ def run_task(
         # A backoff ends early when the step is cancelled.
         return cancel.wait(arg) if cancel is not None else time.sleep(arg)
 
-    return result_of(drive(machine, perform))
+    return complete(machine, perform)
 
 
 async def arun_task(
@@ -521,7 +521,7 @@ async def arun_task(
         return await run(arg) if kind == "run" else await _sleep_unless(cancel, arg)
 
     try:
-        return await aresult_of(machine, perform)
+        return await acomplete(machine, perform)
     except KeyboardInterrupt as stop:
         # On a loop a KeyboardInterrupt would tear the loop down and lose every other task;
         # it travels as an ordinary exception and is a stop again at the consumer.

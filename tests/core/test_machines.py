@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from nbflow.core.machines import HAND_OUT, adrive, aresult_of, drive, result_of
+from nbflow.core.machines import HAND_OUT, acomplete, adrive, complete, drive
 
 
 def _machine(log):
@@ -38,7 +38,10 @@ def test_drive_and_adrive_hand_out_the_same_values_and_return_the_same_result():
     log = []
     driven = drive(_machine(log), _double)
     assert [next(driven), next(driven)] == [2, 4]
-    assert result_of(driven) == 6
+    with pytest.raises(StopIteration) as stop:
+        next(driven)
+    assert stop.value.value == 6
+    assert complete(_machine(log), _double) == 6
 
     async def main():
         final = []
@@ -46,8 +49,8 @@ def test_drive_and_adrive_hand_out_the_same_values_and_return_the_same_result():
         return seen, final
 
     assert asyncio.run(main()) == ([2, 4], [6])
-    assert asyncio.run(aresult_of(_machine(log), _adouble)) == 6
-    assert log == ["finally"] * 3
+    assert asyncio.run(acomplete(_machine(log), _adouble)) == 6
+    assert log == ["finally"] * 4
 
 
 def test_a_failure_of_what_the_driver_does_is_thrown_into_the_machine():
@@ -62,13 +65,13 @@ def test_a_failure_of_what_the_driver_does_is_thrown_into_the_machine():
 
     log = []
     with pytest.raises(ValueError, match="boom"):
-        result_of(drive(machine(log), _double))
+        complete(machine(log), _double)
 
     async def adouble(request):
         return _double(request)
 
     with pytest.raises(ValueError, match="boom"):
-        asyncio.run(aresult_of(machine(log), adouble))
+        asyncio.run(acomplete(machine(log), adouble))
     assert log == ["caught", "caught"]
 
 
