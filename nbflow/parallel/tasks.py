@@ -34,6 +34,7 @@ from nbflow.core.hooks import as_hook
 from nbflow.core.machines import acomplete, complete
 from nbflow.core.persistence import PersistHook, load_record, resume_point
 from nbflow.core.state import State
+from nbflow.core.step import execute_step
 from nbflow.errors import GraphError, HookContractError, TaskTimeoutError
 from nbflow.fingerprint.memo import DigestMemo
 
@@ -110,6 +111,13 @@ class RunnableGraph(Action):
     @functools.cached_property
     def is_async(self) -> bool:
         return any(a.is_async for a in self.graph.actions.values())
+
+    @functools.cached_property
+    def lone_action(self) -> Action | None:
+        """Its only action, when it has no transitions: then a run of it is exactly one step."""
+        if len(self.graph.actions) == 1 and not self.graph.transitions:
+            return next(iter(self.graph.actions.values()))
+        return None
 
     @property
     def single_step(self) -> bool:
@@ -356,9 +364,39 @@ def copied(tracker: Any) -> Any:
     return tracker.copy() if callable(getattr(tracker, "copy", None)) else tracker
 
 
+class _OneStep:
+    """The sub-application of a one-action task that nothing persists or tracks, without the application.
+
+    Its step is the one the application would run (`execute_step`, with the same context), and
+    it keeps the same ``state`` (the state before the step until the step succeeds). The
+    application's machinery would cost more than a cheap action does.
+    """
+
+    def __init__(self, act: Action, state: State, app_id: str, parent: ApplicationContext) -> None:
+        self.act, self.state, self.app_id, self.parent = act, state, app_id, parent
+        self.hooks: list = []
+
+    def context(self) -> ApplicationContext:
+        parent = self.parent
+        return ApplicationContext(
+            app_id=self.app_id,
+            partition_key=parent.partition_key,
+            sequence_id=0,
+            action_name=self.act.name,
+            parent_app_id=parent.app_id,
+            parent_sequence_id=parent.sequence_id,
+            executor=parent.executor,
+        )
+
+    def run(self, *, halt_after: Iterable[str], inputs: Mapping[str, Any]) -> tuple[Action, Any, State]:
+        outcome = execute_step(self.act, self.state, inputs, self.context)
+        self.state = outcome.state
+        return self.act, outcome.result, outcome.state
+
+
 def _task_app(
     graph: RunnableGraph, state: State, app_id: str, parent: ApplicationContext | None
-) -> Application | State:
+) -> Application | _OneStep | State:
     """The sub-application for a task, resumed from the cascaded persister if it saved steps.
 
     Returns the saved final state instead when an earlier run already finished the task.
@@ -366,6 +404,10 @@ def _task_app(
     persister = parent.persister if parent else None
     loader = parent.state_initializer if parent else None
     tracker = parent.tracker if parent else None
+    lone = graph.lone_action
+    unwatched = persister is None and loader is None and tracker is None
+    if lone is not None and parent is not None and unwatched and not lone.is_async:
+        return _OneStep(lone, state, app_id, parent)
     partition_key = parent.partition_key if parent else None
     entrypoint, sequence_id, restored_from = graph.entrypoint, 0, None
     if loader is not None:
