@@ -31,6 +31,7 @@ from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_run
 from nbflow.persistence.logs import TaskLogs
 from nbflow.sweeps.grids import Grid, grid, zipped
 from nbflow.sweeps.progress import make_progress
+from nbflow.sweeps.provenance import collect_provenance, git_in_background
 from nbflow.sweeps.results import RUN_FIELDS, ResultTable, run_column, table_rows
 
 __all__ = ["Sweep", "sweep"]
@@ -123,6 +124,7 @@ class _SweepRun:
     control: Any = None  # the map's StepRun: whether it was cancelled or interrupted
     final: Any = None
     provenance: dict | None = None
+    git: Callable[[], dict | None] | None = None
 
 
 class _Latest:
@@ -328,6 +330,7 @@ class Sweep(TaskBasedParallelAction):
             executor_config=repr(run.executor),
             code_hash=functools.partial(run.code_key, self.graph),
             control=run,
+            git=git_in_background(),
         )
         self._latest.rerun = None
 
@@ -444,8 +447,6 @@ class Sweep(TaskBasedParallelAction):
         return frame
 
     def _provenance(self, run: _SweepRun) -> dict:
-        from nbflow.sweeps.provenance import collect_provenance
-
         return collect_provenance(
             axes=_axes_provenance(self.grid),
             target_name=self.graph.name,
@@ -454,6 +455,7 @@ class Sweep(TaskBasedParallelAction):
             executor_config=run.executor_config,
             started_at=run.started,
             ended_at=run.ended or dt.datetime.now(dt.timezone.utc),
+            git=run.git,
         )
 
 

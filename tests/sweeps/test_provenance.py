@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +197,37 @@ def test_provenance_records_the_applications_executor_for_a_sweep_inside_it():
     s = Sweep(lambda x: x, {"x": [1]}, executor=None, progress=False)
     app = ApplicationBuilder().with_actions(s=s).with_entrypoint("s").with_executor("sequential").build()
     assert app.run()[2]["results"].attrs["nbflow"]["executor"] == "sequential"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary")
+def test_a_sweep_asks_git_while_its_points_run_not_after_them(tmp_path, monkeypatch):
+    """The git commands start with the sweep: a point that waits for them, then edits a tracked file,
+    finds the record already taken (clean), where asking after the points would say dirty."""
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    tracked = tmp_path / "model.py"
+    tracked.write_text("A = 1\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "model.py"], ["commit", "-qm", "first"]):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    asked = []
+
+    def edits(x):
+        for thread in threading.enumerate():
+            if thread.name == "nbflow-provenance-git":
+                asked.append(thread.name)
+                thread.join()
+        tracked.write_text(f"A = {x}\n")
+        return x
+
+    df = Sweep(edits, {"x": [2]}, executor="sequential", progress=False).run()
+    assert asked == ["nbflow-provenance-git"]
+    git = df.attrs["nbflow"]["git"]
+    assert git["dirty"] is False and git["branch"] == "main"
+    assert provenance_module._git()["dirty"] is True  # asked now, git sees the edit
