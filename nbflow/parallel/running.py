@@ -74,6 +74,8 @@ _ABSENT = object()
 _RESULT, _END, _STOP = "result", "end", "stop"
 # After a cancel or Ctrl-C, how long to wait for in-flight thread tasks before abandoning them.
 _SETTLE_S = 2.0
+# Finished results are cached in batches of this many, or this often (a crash loses at most that).
+_CACHE_BATCH, _CACHE_EVERY_S = 512, 1.0
 
 
 class HookRaised(Exception):
@@ -164,6 +166,10 @@ class StepRun:
         # Digests of code and shared values, computed once per run (a global may change between runs).
         self.digests = DigestMemo()
         self.cache_salt = self.cache.salt() if self.cache is not None else None
+        # Results waiting to be cached, written together (see flush_cache).
+        # (task index, (key, written, label)) for each.
+        self._uncached: list[tuple[int, tuple[str, dict, str]]] = []
+        self._cached_at = time.monotonic()
         # With a persister, a task's id carries what it starts from, so a resumed run never
         # takes another point's saved result for its own.
         self.persisted = self.context is not None and self.context.persister is not None
@@ -201,6 +207,8 @@ class StepRun:
     def close(self) -> None:
         self.cancel.set()
         self.owner._control().discard(self)
+        if self.cache is not None:
+            self.flush_cache()
 
     # -- producing tasks ---------------------------------------------------------------------
 
@@ -279,11 +287,23 @@ class StepRun:
         if key is None or outcome.error is not None:
             return
         written = {k: v for k, v in outcome.state._raw().items() if task.state.get(k, _ABSENT) is not v}
+        self._uncached.append((task.index, (key, written, task.graph.name)))
+        if len(self._uncached) >= _CACHE_BATCH or time.monotonic() - self._cached_at > _CACHE_EVERY_S:
+            self.flush_cache()
+
+    def flush_cache(self) -> None:
+        """Write the results not yet cached, in one transaction (at the latest when the step closes)."""
+        entries, self._uncached = self._uncached, []
+        self._cached_at = time.monotonic()
+        if not entries:
+            return
         try:
-            self.cache.put(key, written, task.graph.name)
+            failed = self.cache.put_many([entry for _, entry in entries])
         except Exception as exc:
-            # The result is in hand; failing to cache it must not lose it.
-            warnings.warn(f"Task {task.index} of {self.name!r} was not cached: {exc}", stacklevel=2)
+            # The results are in hand; failing to cache them must not lose them.
+            failed = [(position, exc) for position in range(len(entries))]
+        for position, exc in failed:
+            warnings.warn(f"Task {entries[position][0]} of {self.name!r} was not cached: {exc}", stacklevel=2)
 
     def _lost(self, args: tuple, error: BaseException) -> Outcome:
         """The result of a task whose worker process died twice while running it: a failure."""

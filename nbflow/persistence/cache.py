@@ -89,13 +89,40 @@ class CacheFile:
 
     def put(self, key: str, written: dict, label: str) -> None:
         """Store ``written`` under ``key`` (replacing what was there); ``label`` names the task for people."""
-        text = dumps(written, allow_pickle=self.allow_pickle, path="the task's result")
+        failed = self.put_many([(key, written, label)])
+        if failed:
+            raise failed[0][1]
+
+    def put_many(self, entries: list[tuple[str, dict, str]]) -> list[tuple[int, Exception]]:
+        """`put` each ``(key, written, label)`` in one transaction; the positions and errors of those not stored.
+
+        A value that cannot be stored costs its own entry only. A failure of the file itself
+        (disk full, locked past the timeout) raises `PersistenceError`, and none is stored.
+        """
+        rows, failed = [], []
+        now = time.time()
+        for position, (key, written, label) in enumerate(entries):
+            try:
+                text = dumps(written, allow_pickle=self.allow_pickle, path="the task's result")
+            except SerializationError as exc:
+                failed.append((position, exc))
+                continue
+            rows.append((key, label, text, now))
+        if not rows:
+            return failed
+        connection = self.file.connection()
         try:
-            self.file.connection().execute(
-                "INSERT OR REPLACE INTO nbflow_cache VALUES (?, ?, ?, ?)", (key, label, text, time.time())
-            )
+            # One transaction for the lot: a commit per entry cost more than computing a cheap task.
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.executemany("INSERT OR REPLACE INTO nbflow_cache VALUES (?, ?, ?, ?)", rows)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self.file.fail(exc, "write to") from None
+        return failed
 
     def clear(self) -> int:
         """Delete every entry; how many there were."""
@@ -135,6 +162,15 @@ class _InPersister:
             state=State(written),
             status="completed",
         )
+
+    def put_many(self, entries: list[tuple[str, dict, str]]) -> list[tuple[int, Exception]]:
+        failed = []
+        for position, (key, written, label) in enumerate(entries):
+            try:
+                self.put(key, written, label)
+            except SerializationError as exc:
+                failed.append((position, exc))
+        return failed
 
     def clear(self) -> int:
         return self.persister.clear(self.PARTITION)
@@ -218,6 +254,10 @@ class ResultCache:
     def put(self, key: str, written: dict, label: str) -> None:
         """Remember that the task with ``key`` wrote ``written``; ``label`` names it for humans."""
         self.entries.put(key, written, label)
+
+    def put_many(self, entries: list[tuple[str, dict, str]]) -> list[tuple[int, Exception]]:
+        """`put` many ``(key, written, label)`` at once; the positions and errors of those not stored."""
+        return self.entries.put_many(entries)
 
     def clear(self) -> int:
         """Forget every entry; returns how many there were."""

@@ -1,5 +1,7 @@
 """The result cache on map actions: hits, invalidation by code change, failures, restarts."""
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -254,3 +256,47 @@ def test_cache_damaged_entry_is_an_error_naming_the_file_and_the_fix(tmp_path):
     RUNS.clear()  # square reads RUNS: as it was, so that the key is the same
     with pytest.raises(PersistenceError, match=r"cache\.db.*damaged: clear the cache \(cache\.clear\(\)\)"):
         _run([1], cache)
+
+
+def test_cache_writes_a_batch_in_one_go_and_one_bad_value_costs_only_its_own_entry(tmp_path):
+    """put_many stores every storable entry in one transaction and reports the others by position."""
+    from nbflow.persistence.cache import CacheFile
+
+    entries = CacheFile(tmp_path / "cache.db")
+    failed = entries.put_many([("a", {"y": 1}, "t"), ("b", {"y": object()}, "t"), ("c", {"y": (2, 3)}, "t")])
+    assert [position for position, _ in failed] == [1]
+    assert entries.get("a") == {"y": 1} and entries.get("b") is None and entries.get("c") == {"y": (2, 3)}
+    assert len(entries) == 2
+
+
+def test_cache_holds_every_finished_point_when_the_run_returns(tmp_path):
+    """Results are written in batches, and the last batch is written before run() returns: nothing is left out."""
+    from nbflow import Sweep, grid
+
+    cache = ResultCache(tmp_path / "cache")
+    Sweep(lambda x: x + 1, grid(x=range(1300)), cache=cache, progress=False).run()
+    assert cache.summary()["entries"] == 1300
+    again = Sweep(lambda x: x + 1, grid(x=range(1300)), cache=cache, progress=False).run()
+    assert (again["status"] == "cached").all() and again["result"].tolist() == list(range(1, 1301))
+
+
+def _stops_at_700(x):
+    if x == 700 and os.environ.get("NBFLOW_TEST_STOP_AT_700"):
+        os.kill(os.getpid(), signal.SIGINT)
+    return x * 2
+
+
+def test_cache_keeps_what_finished_before_ctrl_c(tmp_path, monkeypatch):
+    """A sweep stopped by Ctrl-C has written its finished points: the next run computes only the rest."""
+    import nbflow
+    from nbflow import Sweep, grid
+
+    cache = ResultCache(tmp_path / "cache")
+    monkeypatch.setenv("NBFLOW_TEST_STOP_AT_700", "1")
+    with pytest.raises(nbflow.Interrupted):
+        Sweep(_stops_at_700, grid(x=range(1000)), executor="sequential", cache=cache, progress=False).run()
+    assert cache.summary()["entries"] == 700
+    monkeypatch.delenv("NBFLOW_TEST_STOP_AT_700")
+    df = Sweep(_stops_at_700, grid(x=range(1000)), cache=cache, progress=False).run()
+    assert (df["result"] == df["x"] * 2).all()
+    assert df["status"].value_counts().to_dict() == {"cached": 700, "ok": 300}
