@@ -34,9 +34,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Channel", "FLUSH_S", "run_batch_flushing"]
+__all__ = ["Channel", "FLUSH_S", "HEARD_WITHIN_S", "run_batch_flushing"]
 
 FLUSH_S = 0.2
+# The watcher looks this often, so a batch is heard from (its pid, what it finished) at most
+# FLUSH_S + _TICK_S after it starts: with one look per FLUSH_S, a batch that started just after a
+# look waited two, and a stop that came early in it could miss its pid and leave it running.
+_TICK_S = FLUSH_S / 4
+# How long after a stop the driver waits to hear from every batch that was running then; the
+# rest is margin for a busy machine.
+HEARD_WITHIN_S = 2 * FLUSH_S
 _LENGTH = struct.Struct("!I")
 
 
@@ -189,9 +196,9 @@ class _Batch:
 
 
 def _watch(parent: int) -> None:
-    """Every FLUSH_S: send what stalled batches finished, and exit if the driver is gone."""
+    """Send what batches running FLUSH_S or longer finished, and exit if the driver is gone."""
     while True:
-        time.sleep(FLUSH_S)
+        time.sleep(_TICK_S)
         if os.getppid() != parent:
             # The driver died (this process was re-parented): nobody will collect what runs here.
             os._exit(1)

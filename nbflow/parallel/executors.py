@@ -330,7 +330,9 @@ class MultiProcessExecutor(JoblibExecutor):
     def shutdown(self) -> None:
         from joblib.externals.loky import get_reusable_executor
 
-        get_reusable_executor().shutdown(wait=True)
+        # reuse=True: the pool as it is. With other arguments loky would first replace it, waiting
+        # under its lock for what runs, which a map still dispatching needs: a deadlock.
+        get_reusable_executor(reuse=True).shutdown(wait=True, kill_workers=True)
 
 
 def _run_batch(

@@ -49,7 +49,7 @@ from nbflow.errors import (
     summarize_exception,
 )
 from nbflow.fingerprint.memo import DigestMemo
-from nbflow.parallel.channel import FLUSH_S, Channel
+from nbflow.parallel.channel import HEARD_WITHIN_S, Channel
 from nbflow.parallel.executors import Executor
 from nbflow.parallel.shipping import Packer, run_shipped
 from nbflow.parallel.signatures import call_declared
@@ -555,8 +555,8 @@ class StepRun:
                 self.interrupted = True
             if self._stopping_early():
                 if channel is not None:
-                    # What stalled batches finished reaches the channel within FLUSH_S.
-                    time.sleep(FLUSH_S * 1.5)
+                    # Running batches send their pids (to be ended) and what they finished.
+                    time.sleep(HEARD_WITHIN_S)
                 self._stop_what_runs(pump)
                 yield from self._collect(inbox)
         finally:
@@ -576,7 +576,7 @@ class StepRun:
                     break
             if self._stopping_early():
                 if channel is not None:
-                    await asyncio.sleep(FLUSH_S * 1.5)
+                    await asyncio.sleep(HEARD_WITHIN_S)
                 await asyncio.to_thread(self._stop_what_runs, pump)
                 for sub in self._collect(inbox):
                     yield sub

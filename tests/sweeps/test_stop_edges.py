@@ -215,3 +215,57 @@ def test_stop_async_def_target_is_awaited(executor, shutdown_processes):
     """An `async def` target gives its results, not coroutine objects, on every executor."""
     df = sweep(async_double, {"x": [1, 2]}, executor=executor, progress=False)
     assert df["y"].tolist() == [2, 4] and df["status"].tolist() == ["ok", "ok"]
+
+
+def hang_and_say_where(x, marks):
+    """Writes the pid of its worker to ``marks/<x>``, then hangs."""
+    path = os.path.join(marks, str(x))
+    with open(path + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(path + ".tmp", path)
+    time.sleep(60)
+    return x
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" not in f.read()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.05, 0.1, 0.15])
+def test_stop_cancel_as_a_point_starts_on_warm_workers_ends_its_worker(phase, tmp_path, shutdown_processes):
+    """A cancel that comes as soon as a hung point started still ends the worker running it.
+
+    A worker says which process runs a batch once the batch has run a while, on the beat of a
+    watcher it started with its first batch. Warm workers, and a hung point started at another
+    moment of that beat each time: the driver waits long enough after the stop to hear it.
+    """
+    # Two workers: with one, joblib runs the points in this process, not in a worker.
+    executor = nbflow.MultiProcessExecutor(max_concurrency=2)
+    sweep(quick, {"x": range(4)}, executor=executor, progress=False)
+    time.sleep(phase)
+    marks = str(tmp_path)
+    s = Sweep(
+        functools.partial(hang_and_say_where, marks=marks), grid(x=[0]), executor=executor, progress=False
+    )
+
+    def cancel_once_started():
+        give_up = time.monotonic() + 60  # the point never started: the asserts below say so
+        while not os.path.exists(os.path.join(marks, "0")) and time.monotonic() < give_up:
+            time.sleep(0.005)
+        s.cancel()
+
+    canceller = threading.Thread(target=cancel_once_started)
+    canceller.start()
+    df = s.run()
+    canceller.join()
+    assert df["status"].tolist() == ["cancelled"]
+    with open(os.path.join(marks, "0")) as f:
+        pid = int(f.read())
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), f"the worker {pid} running the hung point was left running"
