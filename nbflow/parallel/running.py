@@ -72,6 +72,8 @@ HOOK_ARGS = {1: ("state",), 2: ("state", "context"), 3: ("state", "context", "in
 _ABSENT = object()
 # What the inbox holds: (kind, payload).
 _RESULT, _END, _STOP = "result", "end", "stop"
+# The producer made its last task (see StepRun.all_in).
+_PRODUCED = "produced"
 # After a cancel or Ctrl-C, how long to wait for in-flight thread tasks before abandoning them.
 _SETTLE_S = 2.0
 # Finished results are cached in batches of this many, or this often (a crash loses at most that).
@@ -177,6 +179,10 @@ class StepRun:
         self.ready: collections.deque[TaskState] = collections.deque()
         self.produced = 0
         self.finished = 0
+        # Whether the producer made its last task, and whether each task puts its own outcome in the
+        # inbox (threads): then the step knows every result is in without waiting for the executor.
+        self.production_done = False
+        self.delivers_itself = False
         self.failure: tuple[SubGraphTask, Outcome] | None = None
         self.hook_failure: tuple[str, BaseException] | None = None
         self.interrupted = False
@@ -213,6 +219,22 @@ class StepRun:
     # -- producing tasks ---------------------------------------------------------------------
 
     def _tasks(self) -> Iterator[SubGraphTask]:
+        yield from self._make_tasks()
+        # Only an end that is not an error: an error must reach the stream through the pump.
+        self.production_done = True
+        if self._inbox is not None:
+            self._inbox.put((_PRODUCED, None))
+
+    def all_in(self) -> bool:
+        """Every task made has delivered its outcome, and no more will be made.
+
+        Only tasks that put their own outcome in the inbox can tell: other executors' results
+        come through the pump, which then says so itself. Waiting for it costs joblib's poll of
+        the results (10 ms), which for a short sweep is most of its time.
+        """
+        return self.delivers_itself and self.production_done and not self.pending
+
+    def _make_tasks(self) -> Iterator[SubGraphTask]:
         ctx = self.context
         parent_id = ctx.app_id if ctx else "root"
         seq = ctx.sequence_id if ctx else 0
@@ -338,6 +360,7 @@ class StepRun:
             # Each task hands its outcome over the moment it ends, not when its batch does: a
             # batch stuck behind a hung task would otherwise hold back the ones before it.
             fn = functools.partial(_delivering, inbox)
+            self.delivers_itself = True
         else:
             fn = run_task
         options = (owner.retries, owner.retry_backoff_s, self.cancel, owner.timeout)
@@ -402,10 +425,11 @@ class StepRun:
         if kind == _STOP:
             return [], True
         subs = self._ready()
-        sub = self._accept(payload)
-        if sub is not None:
-            subs.append(sub)
-        done = self.failure is not None or self.cancel_requested
+        if kind == _RESULT:
+            sub = self._accept(payload)
+            if sub is not None:
+                subs.append(sub)
+        done = self.failure is not None or self.cancel_requested or self.all_in()
         return self._in_order(subs, last=done), done
 
     def _in_order(self, subs: list[TaskState], last: bool = False) -> list[TaskState]:
@@ -506,6 +530,8 @@ class StepRun:
             return
         if self.settling:
             return  # _stop_what_runs did it
+        if self.all_in() and self.failure is None:
+            return  # nothing runs any more: the pump ends by itself as joblib notices
         if not inbox.ended:
             # Stopped before the executor was done (reduce had enough, a task failed): end its
             # workers if it can (threads it cannot).

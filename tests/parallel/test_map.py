@@ -521,3 +521,63 @@ def test_subgraph_task_describes_itself_by_inputs_or_reads():
     """A task's label shows its inputs, else the values of the keys its graph reads."""
     assert SubGraphTask(action=square, state=State(x=7, z=1)).describe() == "x=7"
     assert SubGraphTask(action=square, state=State(x=7), inputs={"lr": 0.1}).describe() == "lr=0.1"
+
+
+def test_map_on_threads_ends_when_every_task_delivered_without_waiting_for_the_executor():
+    """Tasks on threads hand in their own outcomes: once all are in, run() returns even though the
+    executor has not said it is done (joblib notices only on its next poll, 10 ms later)."""
+    from nbflow import MultiThreadedExecutor
+
+    release = threading.Event()
+    finished = threading.Event()
+
+    class SlowToSayDone(MultiThreadedExecutor):
+        def map_unordered(self, fn, items, **kwargs):
+            yield from super().map_unordered(fn, items, **kwargs)
+            release.wait(30)
+            finished.set()
+
+    class Doubles(MapStates):
+        reads, writes = ["n"], ["ys"]
+
+        def action(self):
+            return square
+
+        def states(self, state):
+            for x in range(state["n"]):
+                yield state.update(x=x)
+
+        def reduce(self, state, states):
+            return state.update(ys=sorted(s["y"] for s in states))
+
+    app = ApplicationBuilder().with_actions(m=Doubles()).with_state(n=20).with_entrypoint("m")
+    try:
+        result = app.with_executor(SlowToSayDone(2)).build().run()[2]
+        assert result["ys"] == [x**2 for x in range(20)]
+        assert not finished.is_set()
+    finally:
+        release.set()
+    assert finished.wait(30)
+
+
+def test_map_tasks_yielding_a_wrong_item_after_good_ones_still_fails_on_threads():
+    """Tasks that delivered before the producer broke do not end the step as if it were complete.
+
+    (Whether the three have run when the bad item comes depends on how the executor batches
+    them; the error must come out either way.)
+    """
+
+    class LateWrong(TaskBasedParallelAction):
+        reads, writes = ["n"], ["results"]
+
+        def tasks(self, state):
+            for x in range(3):
+                yield SubGraphTask(action=square, state=State(x=x))
+            yield State(x=1)
+
+        def reduce(self, state, states):
+            return state.update(results=list(states))
+
+    for _ in range(20):
+        with pytest.raises(TypeError, match=r"LateWrong\.tasks\(\) of 'fan' yielded State at position 3"):
+            _app(LateWrong()).run()
