@@ -424,12 +424,13 @@ class StepRun:
             return self._in_order(self._ready(), last=True), True
         if kind == _STOP:
             return [], True
-        subs = self._ready()
-        if kind == _RESULT:
-            sub = self._accept(payload)
-            if sub is not None:
-                subs.append(sub)
+        accepted = self._accept(payload) if kind == _RESULT else None
         done = self.failure is not None or self.cancel_requested or self.all_in()
+        # Taken after deciding: the producer queues its cache hits before it says it is done, so
+        # once all_in() holds every hit is here (taken first, one could come in between, unseen).
+        subs = self._ready()
+        if accepted is not None:
+            subs.append(accepted)
         return self._in_order(subs, last=done), done
 
     def _in_order(self, subs: list[TaskState], last: bool = False) -> list[TaskState]:
