@@ -51,9 +51,15 @@ class _CallTarget(Action):
     def run(self, state: State) -> dict:
         return {_RESULT: self.fn(**{k: state[k] for k in self.reads})}
 
+    def run_direct(self, state: State) -> State:
+        """`run` and its update in one: a sweep's task state always holds every parameter."""
+        return state._with({_RESULT: self.fn(**{k: state[k] for k in self.reads})})
+
 
 class _AsyncCallTarget(_CallTarget):
     """An ``async def`` function as an action: awaited, so its rows hold results, not coroutines."""
+
+    run_direct = None  # awaited through the step machinery
 
     @property
     def is_async(self) -> bool:
