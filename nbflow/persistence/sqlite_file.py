@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from nbflow.errors import PersistenceError
@@ -20,6 +21,8 @@ from nbflow.errors import PersistenceError
 __all__ = ["SQLiteFile", "open_private", "explain"]
 
 SCHEMA_VERSION = 1
+# Threads of one process set files up one at a time (a few ms): fewer opens meet SQLITE_BUSY.
+_OPENING = threading.Lock()
 _META = "CREATE TABLE IF NOT EXISTS nbflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 
 # Writes the OS refused for want of room. SQLite reports ENOSPC as SQLITE_FULL, but a file-size
@@ -86,9 +89,37 @@ class SQLiteFile:
         conn = getattr(self._local, "conn", None)
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             return conn
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                open_private(self.path)
+                with _OPENING:
+                    conn, found = self._open()
+                break
+            except sqlite3.OperationalError as exc:
+                # SQLite answers a connection that asks for WAL mode while another opens the file
+                # with SQLITE_BUSY at once, without its busy timeout: the first tasks of a step,
+                # on threads or processes, all open the file together.
+                busy = str(getattr(exc, "sqlite_errorname", "")).startswith("SQLITE_BUSY")
+                if not busy or time.monotonic() > deadline:
+                    raise self.fail(exc, "open") from None
+                time.sleep(0.01)
+            except sqlite3.Error as exc:
+                raise self.fail(exc, "open") from None
+            except OSError as exc:
+                msg = f"{self.owner} could not create {str(self.path)!r}: {exc}. Check that the folder is writable, or choose another path."
+                raise PersistenceError(msg) from None
+        if int(found) != SCHEMA_VERSION:
+            conn.close()
+            msg = f"{str(self.path)!r} was written by another nbflow (schema version {found}; this nbflow reads version {SCHEMA_VERSION}). Use the nbflow version that wrote it, or start a new file."
+            raise PersistenceError(msg)
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def _open(self) -> tuple[sqlite3.Connection, str]:
+        """A new connection, the file set up: ``(connection, the file's schema version)``."""
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
         try:
-            open_private(self.path)
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable across a killed process (WAL is synced at checkpoints); only an OS
             # crash can lose the last writes, which a re-run recomputes.
@@ -98,17 +129,10 @@ class SQLiteFile:
                 "INSERT OR IGNORE INTO nbflow_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
             found = conn.execute("SELECT value FROM nbflow_meta WHERE key = 'schema_version'").fetchone()[0]
-        except sqlite3.Error as exc:
-            raise self.fail(exc, "open") from None
-        except OSError as exc:
-            msg = f"{self.owner} could not create {str(self.path)!r}: {exc}. Check that the folder is writable, or choose another path."
-            raise PersistenceError(msg) from None
-        if int(found) != SCHEMA_VERSION:
+        except BaseException:
             conn.close()
-            msg = f"{str(self.path)!r} was written by another nbflow (schema version {found}; this nbflow reads version {SCHEMA_VERSION}). Use the nbflow version that wrote it, or start a new file."
-            raise PersistenceError(msg)
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+            raise
+        return conn, found
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
