@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+import struct
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,6 +13,15 @@ from nbflow.fingerprint.code import code_encoder, value_fingerprint
 __all__ = ["DigestMemo"]
 
 _SCALARS = (type(None), bool, int, float, str)
+# The task digest's own space: a change to its chunks must change this.
+_TASK_PERSON = b"nbflow.task.3"
+_SCALAR_BYTES = {
+    type(None): lambda v: (b"N", b""),
+    bool: lambda v: (b"T" if v else b"F", b""),
+    int: lambda v: (b"I", v.to_bytes((v.bit_length() + 8) // 8, "little", signed=True)),
+    float: lambda v: (b"D", struct.pack("<d", v)),
+    str: lambda v: (b"S", v.encode("utf-8", "surrogatepass")),
+}
 
 
 class DigestMemo:
@@ -63,7 +74,24 @@ class DigestMemo:
         return known[1]
 
     def task(self, reads: Iterable[str], inputs: dict, state: Any, *, strict: bool = True) -> str:
-        """What a task starts from: its inputs and the values of the state keys it reads."""
-        read = sorted((k, self.value(state[k], strict=strict)) for k in reads if k in state)
-        given = sorted((str(k), self.value(v, strict=strict)) for k, v in inputs.items())
-        return value_fingerprint((read, given))
+        """What a task starts from: its inputs and the values of the state keys it reads.
+
+        Computed for every task of a cached or persisted step, so plain scalars go into one hash
+        directly (tagged by type: ``1``, ``1.0`` and ``True`` differ, as do ``0.0`` and ``-0.0``),
+        and only other values cost a fingerprint of their own.
+        """
+        chunks = [b"r"]
+        for key in sorted(k for k in reads if k in state):
+            self._chunk(chunks, key, state[key], strict)
+        chunks.append(b"i")
+        for key, value in sorted((str(k), v) for k, v in inputs.items()):
+            self._chunk(chunks, key, value, strict)
+        return hashlib.blake2b(b"".join(chunks), digest_size=16, person=_TASK_PERSON).hexdigest()
+
+    def _chunk(self, chunks: list[bytes], key: str, value: Any, strict: bool) -> None:
+        name = key.encode("utf-8", "surrogatepass")
+        chunks.append(len(name).to_bytes(4, "little") + name)
+        encode = _SCALAR_BYTES.get(type(value))
+        # Every chunk is a tag and a length-prefixed payload, so no two streams of parts can meet.
+        tag, payload = (b"d", self.value(value, strict=strict).encode()) if encode is None else encode(value)
+        chunks.append(tag + len(payload).to_bytes(8, "little") + payload)

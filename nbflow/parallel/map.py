@@ -127,6 +127,10 @@ class TaskBasedParallelAction(Action):
     _reduce_sees_failures: bool = False
     # Keep the finished sub-states while reduce runs, to hand them over if reduce raises.
     _keep_finished: bool = True
+    # Whether tasks() makes every task without waiting on this step's own results (a grid does;
+    # a search that asks for the next point as results come in does not). Only then are tasks
+    # gathered ahead, to look them up in the cache in batches.
+    _tasks_ahead: bool = False
     ordered: bool = False
     executor: Any = None
     persister: Any = "cascade"

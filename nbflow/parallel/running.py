@@ -78,6 +78,8 @@ _PRODUCED = "produced"
 _SETTLE_S = 2.0
 # Finished results are cached in batches of this many, or this often (a crash loses at most that).
 _CACHE_BATCH, _CACHE_EVERY_S = 512, 1.0
+# Tasks are looked up in the cache in batches of at most this many, gathered for at most this long.
+_LOOKUP_BATCH, _LOOKUP_WAIT_S = 256, 0.05
 
 
 class HookRaised(Exception):
@@ -235,6 +237,35 @@ class StepRun:
         return self.delivers_itself and self.production_done and not self.pending
 
     def _make_tasks(self) -> Iterator[SubGraphTask]:
+        """The tasks to run, in the order the hook makes them; with a cache, only those it lacks."""
+        made = self._numbered()
+        if self.cache is None or not self.owner._tasks_ahead:
+            for task, start in made:
+                if self.cache is None:
+                    self.pending[task.index] = task
+                    yield task
+                else:
+                    yield from self._looked_up([(task, start)])
+            return
+        # Looked up in the cache in batches, one query each: a query per task cost more than a
+        # cheap task. They grow from one, so the first task starts at once, and a batch waits for
+        # a slow tasks() hook no longer than _LOOKUP_WAIT_S.
+        batch: list[tuple[SubGraphTask, str]] = []
+        size, since = 1, time.monotonic()
+        try:
+            for task, start in made:
+                batch.append((task, start))
+                if len(batch) >= size or time.monotonic() - since > _LOOKUP_WAIT_S:
+                    yield from self._looked_up(batch)
+                    batch, size, since = [], min(2 * size, _LOOKUP_BATCH), time.monotonic()
+        except HookContractError:
+            yield from self._looked_up(batch)  # those made before the wrong item still run
+            raise
+        if not self.cancel.is_set():
+            yield from self._looked_up(batch)
+
+    def _numbered(self) -> Iterator[tuple[SubGraphTask, str | None]]:
+        """Each task the hook makes, prepared, with the digest of what it starts from (if needed)."""
         ctx = self.context
         parent_id = ctx.app_id if ctx else "root"
         seq = ctx.sequence_id if ctx else 0
@@ -266,11 +297,10 @@ class StepRun:
                 msg = f"{type(self.owner).__name__}.tasks() of {self.name!r} yielded {type(task).__name__} at position {position}; it must yield SubGraphTask(action=..., state=...) objects."
                 raise HookContractError(msg)
             self.produced += 1
-            if self._prepare(task, position, parent_id, seq):
-                yield task
+            yield task, self._prepare(task, position, parent_id, seq)
 
-    def _prepare(self, task: SubGraphTask, position: int, parent_id: str, seq: int) -> bool:
-        """Number ``task``, give it an id and its tracker, and look it up in the cache: True if it must run."""
+    def _prepare(self, task: SubGraphTask, position: int, parent_id: str, seq: int) -> str | None:
+        """Number ``task`` and give it an id and its tracker; the digest of what it starts from, if needed."""
         task.index = position
         if task.tracker is None and self.context is not None:
             tracker = copied(self.context.tracker)
@@ -285,24 +315,28 @@ class StepRun:
             task.application_id = task_app_id(
                 parent_id, seq, self.name, position, start if self.persisted else None
             )
-        if self.cache is not None and self._from_cache(task, start):
-            return False
-        self.pending[position] = task
-        return True
+        return start
 
     def code_key(self, graph: Any) -> str:
         """The code fingerprint of ``graph`` for this run."""
         return self.digests.code(graph)
 
-    def _from_cache(self, task: SubGraphTask, start: str) -> bool:
-        key = self.cache.task_key(self.code_key(task.graph), self.cache_salt, start)
-        written = self.cache.get(key)
-        if written is None:
-            self.cache_keys[task.index] = key
-            return False
-        self.finished += 1
-        self.ready.append(TaskState.of(task.state.update(**written), _info(task, attempts=0, cached=True)))
-        return True
+    def _looked_up(self, tasks: list[tuple[SubGraphTask, str]]) -> Iterator[SubGraphTask]:
+        """The tasks the cache does not hold, to run; the others' cached results go to ``ready``."""
+        keys = [
+            self.cache.task_key(self.code_key(task.graph), self.cache_salt, start) for task, start in tasks
+        ]
+        found = self.cache.get_many(keys)
+        for (task, _), key in zip(tasks, keys, strict=True):
+            written = found.get(key)
+            if written is None:
+                self.cache_keys[task.index] = key
+                self.pending[task.index] = task
+                yield task
+            else:
+                self.finished += 1
+                info = _info(task, attempts=0, cached=True)
+                self.ready.append(TaskState.of(task.state.update(**written), info))
 
     def _to_cache(self, task: SubGraphTask, outcome: Outcome) -> None:
         key = self.cache_keys.pop(task.index, None)

@@ -574,9 +574,13 @@ class _Decoder:
             raise _Failure(msg) from exc
 
     def seq(self, items: list) -> list:
+        if all(type(item) in _SCALARS for item in items):
+            return list(items)  # the common case (a cached row of numbers) needs no walk
         return list(_each("index", enumerate(items), self.dec))
 
     def mapping(self, data: dict) -> dict:
+        if all(type(value) in _SCALARS for value in data.values()):
+            return dict(data)
         return dict(zip(data, _each("key", data.items(), self.dec), strict=True))
 
     def pairs(self, pairs: list) -> dict:

@@ -177,6 +177,8 @@ class Sweep(TaskBasedParallelAction):
     _reduce_sees_failures = True
     # The table keeps every row: the map need not keep the sub-states too.
     _keep_finished = False
+    # The grid is known before anything runs.
+    _tasks_ahead = True
 
     def __init__(
         self,

@@ -300,3 +300,63 @@ def test_cache_keeps_what_finished_before_ctrl_c(tmp_path, monkeypatch):
     df = Sweep(_stops_at_700, grid(x=range(1000)), cache=cache, progress=False).run()
     assert (df["result"] == df["x"] * 2).all()
     assert df["status"].value_counts().to_dict() == {"cached": 700, "ok": 300}
+
+
+@pytest.mark.parametrize("executor", ["sequential", "threads", "processes"])
+def test_cache_lookups_in_batches_give_each_point_its_own_result(tmp_path, executor, shutdown_processes):
+    """Hits and misses interleaved across the lookup batches: each row has its own point's value and status."""
+    from nbflow import Sweep, grid
+
+    cache = ResultCache(tmp_path / "cache")
+    Sweep(lambda x: -x, grid(x=range(0, 1200, 3)), cache=cache, progress=False).run()
+    df = Sweep(lambda x: -x, grid(x=range(1200)), executor=executor, cache=cache, progress=False).run()
+    assert df["x"].tolist() == list(range(1200))
+    assert (df["result"] == -df["x"]).all()
+    assert df["status"].tolist() == ["cached" if x % 3 == 0 else "ok" for x in range(1200)]
+
+
+# Events a task sets when it runs; a module global, since the cache key cannot digest a lock.
+_RAN: list = []
+
+
+@action(reads=["x"], writes=["y"])
+def _note(state):
+    _RAN[state["x"]].set()
+    return state.update(y=state["x"] * 10)
+
+
+class _WaitsForEachResult(MapStates):
+    """A tasks() hook that makes the next task only after the last one ran."""
+
+    reads, writes = [], ["rows"]
+
+    def action(self):
+        return _note
+
+    def states(self, state):
+        for x in range(len(_RAN)):
+            if x and not _RAN[x - 1].wait(timeout=20):
+                raise TimeoutError(f"task {x - 1} was held back waiting for task {x}")
+            yield state.update(x=x)
+
+    def reduce(self, state, states):
+        return state.update(rows=sorted((s["x"], s["y"], s.task.cached) for s in states))
+
+
+def test_cache_never_holds_back_a_task_whose_hook_waits_for_it_to_run(tmp_path):
+    """Tasks are gathered ahead for cache lookups only for grids: a hook that waits on its tasks is not held up.
+
+    Sequential only: on threads joblib itself takes a few tasks ahead before running any.
+    """
+    import threading
+
+    _RAN[:] = [threading.Event() for _ in range(6)]
+    app = (
+        ApplicationBuilder()
+        .with_actions(points=_WaitsForEachResult(cache=ResultCache(tmp_path / "cache")))
+        .with_state()
+        .with_entrypoint("points")
+        .with_executor("sequential")
+        .build()
+    )
+    assert app.run()[2]["rows"] == [(x, x * 10, False) for x in range(6)]
