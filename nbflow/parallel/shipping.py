@@ -110,6 +110,7 @@ class Packer:
         self._large: dict[int, Any] | None = None
         # id(value) -> (token, handle, value): holding the value keeps its id from being reused.
         self._handles: dict[int, tuple[int, Any, Any]] = {}
+        self._parent_blob: bytes | None = None
 
     def _graph_blob(self, graph: RunnableGraph) -> tuple[str, bytes]:
         known = self._graphs.get(id(graph))
@@ -160,6 +161,24 @@ class Packer:
             swapped[key] = _Shared(token)
         return swapped
 
+    def _context(self, context: ApplicationContext | None) -> tuple[bytes, bool]:
+        """``context`` pickled, and whether it is the one every task shares (pickled once per step).
+
+        A task with a tracker or persister of its own gets a context of its own, which a worker
+        must not share with another task.
+        """
+        shared = context is self.parent
+        if shared and self._parent_blob is not None:
+            return self._parent_blob, True
+        try:
+            blob = _dumps(context)
+        except Exception as exc:
+            msg = f"Parallel action {self.action_name!r} cannot send its tasks' context (their persister and tracker) to worker processes: {type(exc).__name__}: {exc}. Use a persister and tracker that can be pickled (nbflow's own can), or executor='threads'."
+            raise TaskPicklingError(msg) from exc
+        if shared:
+            self._parent_blob = blob
+        return blob, shared
+
     def pack(self, task: SubGraphTask) -> tuple:
         """The arguments of `run_shipped` for ``task``."""
         digest, graph_blob = self._graph_blob(task.graph)
@@ -174,13 +193,17 @@ class Packer:
             inputs,
             task.application_id,
             task.index,
-            task.context_for(self.parent),
+            self._context(task.context_for(self.parent)),
             self.retries,
             self.backoff_s,
             self.timeout,
         )
         try:
-            blob = _dumps(payload)
+            # A point of plain values needs none of cloudpickle's by-value pickling, which costs
+            # five times as much. Anything else (a notebook class, say) must go by value.
+            blob = (
+                pickle.dumps(payload, pickle.HIGHEST_PROTOCOL) if _plain(shipped, inputs) else _dumps(payload)
+            )
         except Exception as exc:
             parts = {f"state key {k!r}": v for k, v in shipped.items()}
             parts.update({f"input {k!r}": v for k, v in task.inputs.items()})
@@ -193,9 +216,16 @@ class Packer:
         return (*args, shared) if shared else args
 
 
-# Worker side: graphs unpickled once per worker, keyed by digest; a few steps' worth.
+# Worker side: graphs unpickled once per worker, keyed by digest; a few steps' worth. The
+# context a step's tasks share likewise, keyed by its pickle.
 _GRAPH_CACHE: OrderedDict[str, RunnableGraph] = OrderedDict()
 _GRAPH_CACHE_SIZE = 16
+_CONTEXT_CACHE: dict[bytes, Any] = {}
+_PLAIN = frozenset({int, float, str, bool, bytes, type(None)})
+
+
+def _plain(*values: dict) -> bool:
+    return all(type(v) in _PLAIN for part in values for v in part.values())
 
 
 def run_shipped(
@@ -216,7 +246,16 @@ def run_shipped(
         _GRAPH_CACHE[digest] = graph
         while len(_GRAPH_CACHE) > _GRAPH_CACHE_SIZE:
             _GRAPH_CACHE.popitem(last=False)
-    shipped, inputs, app_id, index, parent, retries, backoff_s, timeout = pickle.loads(task_blob)
+    shipped, inputs, app_id, index, (context_blob, shared_context), retries, backoff_s, timeout = (
+        pickle.loads(task_blob)
+    )
+    parent = _CONTEXT_CACHE.get(context_blob) if shared_context else None
+    if parent is None:
+        parent = pickle.loads(context_blob)
+        if shared_context:
+            if len(_CONTEXT_CACHE) >= _GRAPH_CACHE_SIZE:
+                _CONTEXT_CACHE.clear()
+            _CONTEXT_CACHE[context_blob] = parent
     if shared:
         shipped, inputs = _restore(shipped, shared), _restore(inputs, shared)
     start = State(shipped)
@@ -227,7 +266,12 @@ def run_shipped(
         outcome.changes = (changed, [k for k in start if k not in final])
         outcome.state = None
     try:
-        blob = _dumps(outcome)
+        try:
+            # Plain pickle refuses what this worker only has by value (a notebook class, say),
+            # and cloudpickle then sends it so.
+            blob = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            blob = _dumps(outcome)
         if outcome.error is not None:
             # Failures are rare, so check that this one loads again: an exception class whose
             # __init__ pickle cannot call back would otherwise end the step in the parent.

@@ -306,7 +306,7 @@ def test_executor_that_shares_values_gets_each_large_common_value_once():
 @pytest.mark.cluster
 @pytest.mark.parametrize("executor_named", CLUSTERS, indirect=True)
 def test_cluster_executor_keeps_a_bounded_number_of_tasks_in_flight(executor_named):
-    """Tasks are produced as results come back: never more than a few batches ahead of reduce."""
+    """Tasks are produced as results come back: never more than the batches in flight ahead of reduce."""
     produced = []
     ahead = []
 
@@ -332,7 +332,10 @@ def test_cluster_executor_keeps_a_bounded_number_of_tasks_in_flight(executor_nam
     )
     app.run()
     assert len(ahead) == n
-    assert max(ahead) < n // 4
+    # At most the batches in flight (of at most 512 tasks each) and the one being made: the
+    # bound is structural, so how fast the tasks are does not matter.
+    bound = (resolve_executor(executor_named)._slots() + 1) * 512
+    assert bound < n and max(ahead) <= bound
 
 
 @pytest.mark.cluster
