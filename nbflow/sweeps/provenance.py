@@ -120,8 +120,8 @@ def collect_provenance(
 def git_in_background() -> Callable[[], dict | None]:
     """Start asking git for the commit, branch and dirty flag; the returned function waits for the answer.
 
-    Two git commands take 10-20 ms, more than a short sweep's points: started with the sweep, they
-    overlap its points instead of adding to them. The answer describes the repository while the
+    A git command takes a few ms, more than a short sweep's points: started with the sweep, it
+    overlaps its points instead of adding to them. The answer describes the repository while the
     points ran, normally as it was when they started.
     """
     answer: list = []
@@ -182,19 +182,22 @@ def _git() -> dict | None:
     """Commit, branch and dirty flag of the repository around the working directory, or None."""
     # No optional locks: a `git status` here must not block, or be blocked by, the user's own git.
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    # One command answers all three: a short sweep waits for it, and each command is a process.
+    status = _run_git(["status", "--porcelain=v2", "--branch", "--untracked-files=no"], env)
+    if status is not None:
+        lines = status.splitlines()
+        header = dict(line[2:].split(" ", 1) for line in lines if line.startswith("# ") and " " in line[2:])
+        commit, branch = header.get("branch.oid"), header.get("branch.head")
+        if commit is None or commit == "(initial)":
+            return None
+        dirty = any(line and not line.startswith("#") for line in lines)
+        return {"commit": commit, "branch": None if branch == "(detached)" else branch, "dirty": dirty}
+    # git status did not answer (in time): the commit and branch may still be had.
     head = _run_git(["rev-parse", "HEAD", "--abbrev-ref", "HEAD"], env)
-    if head is None:
+    if head is None or len(head.split()) != 2:
         return None
-    lines = head.split()
-    if len(lines) != 2:
-        return None
-    commit, branch = lines
-    status = _run_git(["status", "--porcelain", "--untracked-files=no"], env)
-    return {
-        "commit": commit,
-        "branch": None if branch == "HEAD" else branch,
-        "dirty": None if status is None else bool(status.strip()),
-    }
+    commit, branch = head.split()
+    return {"commit": commit, "branch": None if branch == "HEAD" else branch, "dirty": None}
 
 
 def _run_git(args: list[str], env: dict[str, str]) -> str | None:

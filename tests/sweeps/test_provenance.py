@@ -147,6 +147,37 @@ def test_collect_provenance_has_the_git_commit_inside_a_repository(monkeypatch):
     assert git["branch"] is None or isinstance(git["branch"], str)
 
 
+def _git(repo, *args):
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary")
+def test_collect_provenance_git_branch_commit_and_dirty_flag_follow_the_repository(tmp_path, monkeypatch):
+    """A fresh repository through its states: no commit yet, clean, edited, untracked file, detached HEAD."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    _git(repo, "init", "-q", "-b", "feature/x")
+    _git(repo, "config", "user.email", "a@b.c")
+    _git(repo, "config", "user.name", "a")
+    (repo / "train.py").write_text("lr = 0.1\n")
+    assert "git" not in _collect()  # no commit yet: nothing to name
+    _git(repo, "add", "train.py")
+    _git(repo, "commit", "-q", "-m", "one")
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True
+    ).stdout.strip()
+    assert _collect()["git"] == {"commit": commit, "branch": "feature/x", "dirty": False}
+    (repo / "notes.txt").write_text("untracked files do not make the tree dirty\n")
+    assert _collect()["git"]["dirty"] is False
+    (repo / "train.py").write_text("lr = 0.2\n")
+    assert _collect()["git"] == {"commit": commit, "branch": "feature/x", "dirty": True}
+    _git(repo, "checkout", "-q", "train.py")
+    _git(repo, "checkout", "-q", "--detach")
+    assert _collect()["git"] == {"commit": commit, "branch": None, "dirty": False}
+
+
 def test_collect_provenance_has_no_git_outside_a_repository(tmp_path, monkeypatch):
     """In a directory outside any repository the git key is left out."""
     monkeypatch.chdir(tmp_path)
