@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from nbflow.parallel.daemon_threads import idle_threads
+
 # Threads and child processes that a session-scoped fixture started (the Dask LocalCluster and
 # the local Ray below): they outlive every test on purpose, so the leak check leaves them out.
 # Only what started inside such a fixture is recorded (see `_owned_by_session`), so anything a
@@ -23,10 +25,12 @@ _SESSION_PIDS: set[int] = set()
 
 
 def _leftovers(threads_before: set[threading.Thread]) -> list[str]:
+    # Idle threads of the async executor's pool hold no task, and end by themselves.
+    idle = idle_threads()
     leaked = [
         f"thread {t.name!r}"
         for t in threading.enumerate()
-        if t not in threads_before and t not in _SESSION_THREADS and t.is_alive()
+        if t not in threads_before and t not in _SESSION_THREADS and t not in idle and t.is_alive()
     ]
     leaked += [
         f"process {p.name!r} (pid {p.pid})"

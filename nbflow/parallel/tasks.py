@@ -37,6 +37,7 @@ from nbflow.core.state import State
 from nbflow.core.step import execute_step
 from nbflow.errors import GraphError, HookContractError, TaskTimeoutError
 from nbflow.fingerprint.memo import DigestMemo
+from nbflow.parallel.daemon_threads import on_daemon_thread
 
 __all__ = [
     "RunnableGraph", "SubGraphTask", "TaskInfo", "TaskState", "as_runnable", "task_app_id", "PointInterrupted",
@@ -559,7 +560,7 @@ async def arun_task(
         work = (
             app.arun(halt_after=graph.halt_after, inputs=inputs)
             if graph.is_async
-            else _on_daemon_thread(functools.partial(app.run, halt_after=graph.halt_after, inputs=inputs))
+            else on_daemon_thread(functools.partial(app.run, halt_after=graph.halt_after, inputs=inputs))
         )
         if timeout is None:
             return (await work)[2]
@@ -589,37 +590,6 @@ async def _sleep_unless(cancel: threading.Event | None, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0 and not (cancel is not None and cancel.is_set()):
         await asyncio.sleep(min(left, 0.1))
-
-
-def _on_daemon_thread(call: Callable[[], Any]) -> asyncio.Future:
-    """``call()`` on a thread of its own, as a future of the running loop.
-
-    Not ``asyncio.to_thread``: its pool's threads are joined when the loop and the
-    interpreter shut down, so one abandoned past its timeout would hold both.
-    """
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-    context = contextvars.copy_context()
-
-    def settle(value: Any, error: BaseException | None) -> None:
-        if not future.done():
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(value)
-
-    def target() -> None:
-        try:
-            value, error = context.run(call), None
-        except BaseException as exc:
-            value, error = None, exc
-        try:
-            loop.call_soon_threadsafe(settle, value, error)
-        except RuntimeError:
-            pass  # the loop is gone: nobody waits for this task any more
-
-    threading.Thread(target=target, name="nbflow-task", daemon=True).start()
-    return future
 
 
 class _Overtime(BaseException):

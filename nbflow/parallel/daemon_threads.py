@@ -1,0 +1,96 @@
+"""Daemon threads that run calls for an event loop, reused while idle.
+
+A synchronous task on the async executor runs on a thread, so that it cannot block the loop.
+A new thread per task cost five times a cheap task; these threads wait a few seconds for the
+next call before they end.
+
+Not a ``concurrent.futures`` pool (nor ``asyncio.to_thread``, which uses one): its threads are
+joined when the loop and the interpreter shut down, so a task abandoned past its timeout would
+hold both. These are daemon threads, and a hung call only ever holds its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["on_daemon_thread", "idle_threads"]
+
+# How long an idle thread waits for another call before it ends.
+IDLE_S = 5.0
+
+
+class _Threads:
+    """Hands each call to an idle thread, or to a new one when none is idle."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Each idle thread waits on its own queue, so that a call is handed to one thread that
+        # is known to be waiting, never to one that has just decided to end.
+        self._idle: dict[queue.SimpleQueue, threading.Thread] = {}
+
+    def idle(self) -> set[threading.Thread]:
+        with self._lock:
+            return set(self._idle.values())
+
+    def run(self, call: Callable[[], None]) -> None:
+        with self._lock:
+            inbox = self._idle.popitem()[0] if self._idle else None
+        if inbox is not None:
+            inbox.put(call)
+        else:
+            threading.Thread(target=self._serve, args=(call,), name="nbflow-task", daemon=True).start()
+
+    def _serve(self, call: Callable[[], None]) -> None:
+        inbox: queue.SimpleQueue = queue.SimpleQueue()
+        while True:
+            call()
+            with self._lock:
+                self._idle[inbox] = threading.current_thread()
+            try:
+                call = inbox.get(timeout=IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle.pop(inbox, None) is not None:
+                        return
+                # Handed a call just as the wait ended: it is on its way.
+                call = inbox.get()
+
+
+_THREADS = _Threads()
+
+
+def idle_threads() -> set[threading.Thread]:
+    """The threads waiting for a call: they hold no task, and end by themselves when idle long enough."""
+    return _THREADS.idle()
+
+
+def on_daemon_thread(call: Callable[[], Any]) -> asyncio.Future:
+    """``call()`` on a daemon thread, as a future of the running loop."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if not future.done():
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(value)
+
+    def target() -> None:
+        try:
+            value, error = context.run(call), None
+        except BaseException as exc:
+            value, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, value, error)
+        except RuntimeError:
+            pass  # the loop is gone: nobody waits for this task any more
+
+    _THREADS.run(target)
+    return future
