@@ -77,7 +77,7 @@ _PRODUCED = "produced"
 # After a cancel or Ctrl-C, how long to wait for in-flight thread tasks before abandoning them.
 _SETTLE_S = 2.0
 # Finished results are cached in batches of this many, or this often (a crash loses at most that).
-_CACHE_BATCH, _CACHE_EVERY_S = 512, 1.0
+_CACHE_BATCH, _CACHE_EVERY_S = 4096, 1.0
 # Tasks are looked up in the cache in batches of at most this many, gathered for at most this long.
 _LOOKUP_BATCH, _LOOKUP_WAIT_S = 256, 0.05
 

@@ -218,6 +218,12 @@ def dumps(value: Any, *, allow_pickle: bool = False, path: str = "value") -> str
     return json.dumps(data, separators=(",", ":"), allow_nan=False)
 
 
+def _plain_json(value: Any) -> bool:
+    """Whether ``value`` is its own JSON form: a string, an int, a bool, None or a finite float."""
+    cls = type(value)
+    return cls is str or cls is int or cls is bool or value is None or (cls is float and value - value == 0)
+
+
 class _Encoder:
     __slots__ = ("allow_pickle",)
 
@@ -255,10 +261,14 @@ class _Encoder:
             raise _Failure(msg) from exc
 
     def seq(self, items: Any) -> list:
+        if all(map(_plain_json, items)):
+            return list(items)  # the common case (a row of numbers) needs no walk
         return list(_each("index", enumerate(items), self.enc))
 
     def mapping(self, value: dict) -> Any:
         if all(type(k) is str for k in value) and TAG not in value:
+            if all(map(_plain_json, value.values())):
+                return dict(value)
             return dict(zip(value, _each("key", value.items(), self.enc), strict=True))
         # Non-string keys (or a user key that looks like our tag): a tagged list of pairs.
         pairs = [
