@@ -34,7 +34,7 @@ from nbflow.core.hooks import as_hook
 from nbflow.core.machines import acomplete, complete
 from nbflow.core.persistence import PersistHook, load_record, resume_point
 from nbflow.core.state import State
-from nbflow.core.step import execute_step
+from nbflow.core.step import aexecute_step, execute_step
 from nbflow.errors import GraphError, HookContractError, TaskTimeoutError
 from nbflow.fingerprint.memo import DigestMemo
 from nbflow.parallel.daemon_threads import on_daemon_thread
@@ -404,6 +404,13 @@ class _OneStep:
         self.state = outcome.state
         return self.act, outcome.result, outcome.state
 
+    async def arun(
+        self, *, halt_after: Iterable[str], inputs: Mapping[str, Any]
+    ) -> tuple[Action, Any, State]:
+        outcome = await aexecute_step(self.act, self.state, inputs, self.context)
+        self.state = outcome.state
+        return self.act, outcome.result, outcome.state
+
 
 def _task_app(
     graph: RunnableGraph, state: State, app_id: str, parent: ApplicationContext | None
@@ -417,7 +424,7 @@ def _task_app(
     tracker = parent.tracker if parent else None
     lone = graph.lone_action
     unwatched = persister is None and loader is None and tracker is None
-    if lone is not None and parent is not None and unwatched and not lone.is_async:
+    if lone is not None and parent is not None and unwatched:
         return _OneStep(lone, state, app_id, parent)
     partition_key = parent.partition_key if parent else None
     entrypoint, sequence_id, restored_from = graph.entrypoint, 0, None

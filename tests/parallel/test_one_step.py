@@ -149,3 +149,42 @@ def test_a_map_of_one_action_gives_the_same_result_tracked_or_not(tmp_path):
             builder = builder.with_tracker(tracker)
         results.append(builder.build().run()[2]["ys"])
     assert results[0] == results[1] == [2 * i for i in range(50)]
+
+
+async def aflaky(x, tag, marks):
+    """`flaky`, as a coroutine function."""
+    return flaky(x, tag, marks)
+
+
+def test_an_async_target_takes_the_one_step_path_with_the_same_rows(executor_name, tmp_path, monkeypatch):
+    """An async function is one step too, awaited: same rows as the tracked full path, on every executor."""
+    made = []
+    real = tasks._OneStep.__init__
+
+    def counting(self, *args):
+        made.append(args[0].name)
+        real(self, *args)
+
+    monkeypatch.setattr(tasks._OneStep, "__init__", counting)
+    frames = []
+    for label, tracked in (("fast", False), ("full", True)):
+        marks = tmp_path / f"marks-{label}"
+        marks.mkdir()
+        sweep = Sweep(
+            aflaky,
+            grid(x=range(12), tag=[label], marks=[str(marks)]),
+            executor=executor_name,
+            retries=1,
+            retry_backoff_s=0.0,
+            progress=False,
+            live=False,
+        )
+        if tracked:
+            sweep.tracker = LocalTracker("full-path", storage_dir=str(tmp_path / "tracker"))
+        frames.append(_rows(sweep.run()))
+    assert frames[0] == frames[1]
+    assert {row["x"]: row["y"] for row in frames[0] if row["status"] == "ok"} == {
+        x: x * 10 for x in range(12) if x % 5 != 4
+    }
+    if executor_name != "processes":  # there the steps are made in the workers
+        assert len(made) == 12 + 5
