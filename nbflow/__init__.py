@@ -88,6 +88,7 @@ from nbflow.parallel import (
     register_executor,
     sum_changes,
 )
+from nbflow.parallel.reporting import report
 from nbflow.persistence import (
     InMemoryPersister,
     LocalTracker,
@@ -136,7 +137,7 @@ __all__ = [
     "register_serde",
     # sweeps and their results
     "Grid", "grid", "zipped", "sample", "uniform", "loguniform", "randint", "choice",
-    "Sweep", "sweep", "ResultTable", "to_dataframe", "load_results",
+    "Sweep", "sweep", "ResultTable", "to_dataframe", "load_results", "report",
     # notebook widgets (loaded on first use)
     "SweepPanel", "GraphView", "HistoryView",
     # errors

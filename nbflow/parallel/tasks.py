@@ -38,6 +38,7 @@ from nbflow.core.step import aexecute_step, execute_step
 from nbflow.errors import GraphError, HookContractError, TaskTimeoutError
 from nbflow.fingerprint.memo import DigestMemo
 from nbflow.parallel.daemon_threads import on_daemon_thread
+from nbflow.parallel.reporting import REPORTS, Reports
 
 __all__ = [
     "RunnableGraph", "SubGraphTask", "TaskInfo", "TaskState", "as_runnable", "task_app_id", "PointInterrupted",
@@ -482,13 +483,15 @@ def _attempts(
             return Outcome(index, app, attempt, time.perf_counter() - started, resumed=True)
         attempt += 1
         began = time.perf_counter()
+        reports = Reports()
         try:
-            final = yield ("run", app)
+            with reports:
+                final = yield ("run", app)
             if timeout is not None and time.perf_counter() - began > timeout:
                 # It returned, but only by defeating its deadline (it caught the stop, reset the
                 # alarm, or swallowed a cancellation): what it took is what counts.
                 raise _Overtime(defeated=True)
-            return Outcome(index, final, attempt, time.perf_counter() - started)
+            return Outcome(index, _reported(final, reports), attempt, time.perf_counter() - started)
         except BaseException as exc:
             if isinstance(exc, _STOPS):
                 raise
@@ -505,7 +508,12 @@ def _attempts(
                 yield ("sleep", backoff_s * 2 ** (attempt - 1))
                 if not (cancel is not None and cancel.is_set()):
                     continue
-            return Outcome(index, app.state, attempt, elapsed, error, trace)
+            return Outcome(index, _reported(app.state, reports), attempt, elapsed, error, trace)
+
+
+def _reported(state: State, reports: Reports) -> State:
+    """``state`` with a copy of what the attempt reported (a thread abandoned past its timeout may report on)."""
+    return state._with({REPORTS: list(reports.items)}) if reports.items else state
 
 
 def run_task(

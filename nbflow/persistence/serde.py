@@ -58,6 +58,7 @@ from nbflow.persistence._serde_base import (
 )
 from nbflow.persistence._serde_numpy import _NUMPY_DECODERS, _NUMPY_ENCODERS
 from nbflow.persistence._serde_pandas import _PANDAS_DECODERS, _PANDAS_ENCODERS
+from nbflow.persistence.curves import TaskCurves
 from nbflow.persistence.logs import TaskLogs
 
 __all__ = ["to_json", "from_json", "dumps", "loads", "register_serde", "unregister_serde"]
@@ -491,6 +492,7 @@ _BUILTIN_ENCODERS: dict[type, Callable[[Any, _Encoder], Any]] = {
     pathlib.PureWindowsPath: _enc_path,
     StateList: lambda value, e: e.seq(value),
     TaskLogs: lambda value, e: {TAG: "tasklogs", "v": value.to_dict()},
+    TaskCurves: lambda value, e: {TAG: "taskcurves", "v": e.enc(value.to_dict())},
 }
 
 
@@ -658,6 +660,7 @@ _BUILTIN_DECODERS: dict[str, Callable[[Any, _Decoder], Any]] = {
     "pydantic": _dec_pydantic,
     "pickle": lambda v, d: d.unpickle(v),
     "tasklogs": lambda v, d: TaskLogs({int(k): str(text) for k, text in v.items()}),
+    "taskcurves": lambda v, d: TaskCurves(d.dec(v)),
     **_NUMPY_DECODERS,
     **_PANDAS_DECODERS,
 }

@@ -221,6 +221,41 @@ class NbflowAccessor:
         logs = self.provenance.get("logs")
         return logs.text(int(task_id)) if logs is not None else ""
 
+    def curves(self) -> pd.DataFrame:
+        """Every report the points made with `nbflow.report`: one row per report, in point and step order.
+
+        Columns: the point's parameters, its task id, ``step``, then one column per metric, named
+        as in the frame (a metric named like a parameter is ``<name>_out`` there and here). Only
+        the points of these rows: the curves of a slice are the slice's.
+
+        Example:
+            >>> import nbflow
+            >>> def fit(lr):
+            ...     for step in range(2):
+            ...         nbflow.report(loss=lr / (step + 1))
+            >>> nbflow.sweep(fit, {"lr": [1.0, 2.0]}, progress=False).nbflow.curves().to_dict("records")[1]
+            {'lr': 1.0, 'task_id': 0, 'step': 1, 'loss': 0.5}
+        """
+        df = self._df
+        task_column = run_column(df, "task_id")
+        axes = [str(a) for a in self.provenance.get("axes", {}) if a in df.columns]
+        reported = self.provenance.get("curves") or {}
+        renamed = (self.provenance.get("columns") or {}).get("outputs", {})
+        taken = {*axes, task_column, "step"}
+        metrics: dict[str, str] = {}
+        rows = []
+        if task_column in df.columns and reported:
+            params = df[[*axes, task_column]].to_dict("records")
+            for point in sorted(params, key=lambda p: p[task_column]):
+                for step, values in reported.get(int(point[task_column]), ()):
+                    for name in values:
+                        if name not in metrics:
+                            column = renamed.get(name, name)
+                            metrics[name] = f"{column}_metric" if column in taken else column
+                    rows.append({**point, "step": step, **{metrics[k]: v for k, v in values.items()}})
+        columns = [*axes, task_column, "step", *metrics.values()]
+        return pd.DataFrame(rows, columns=columns)
+
     def _status(self, method: str) -> pd.Series:
         column = run_column(self._df, "status")
         if column not in self._df.columns:

@@ -27,7 +27,9 @@ from nbflow.core.extensions import use as extension
 from nbflow.core.state import State
 from nbflow.errors import Interrupted, SweepError, TasksCancelled, TaskTimeoutError, summarize_exception
 from nbflow.parallel.map import TaskBasedParallelAction, task_failed
+from nbflow.parallel.reporting import REPORTS, last_values
 from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_runnable
+from nbflow.persistence.curves import TaskCurves
 from nbflow.persistence.logs import TaskLogs
 from nbflow.sweeps.grids import Grid, grid, zipped
 from nbflow.sweeps.progress import make_progress
@@ -118,6 +120,7 @@ class _SweepRun:
     table: ResultTable
     finished: _Finished
     logs: TaskLogs
+    curves: TaskCurves
     started: dt.datetime
     ended: dt.datetime | None = None
     running: bool = True
@@ -291,22 +294,29 @@ class Sweep(TaskBasedParallelAction):
         # for the whole frame.
         fresh = {redo[row["task_id"]]: row for row in table_rows(again, self.grid.axes)}
         table = ResultTable(self.grid.axes)
-        logs = TaskLogs()
+        logs, curves = TaskLogs(), TaskCurves()
         old_logs = before.attrs.get("nbflow", {}).get("logs") or TaskLogs()
         new_logs = again.attrs.get("nbflow", {}).get("logs") or TaskLogs()
+        old_curves = before.attrs.get("nbflow", {}).get("curves") or TaskCurves()
+        new_curves = again.attrs.get("nbflow", {}).get("curves") or TaskCurves()
         for row in table_rows(before, self.grid.axes):
             index = row["task_id"]
             if index in fresh:
                 logs.add(index, new_logs.text(redo.index(index)))
+                reported = new_curves.get(redo.index(index))
                 row = {**fresh[index], "task_id": index}
             else:
                 logs.add(index, old_logs.text(index))
+                reported = old_curves.get(index)
+            if reported:
+                curves.set(index, reported)
             table.add(row["params"], row["outputs"], **{f: row[f] for f in RUN_FIELDS})
         merged = table.frame()
         merged.attrs["nbflow"] = {
             **before.attrs.get("nbflow", {}),
             "columns": merged.attrs["nbflow"]["columns"],
             "logs": logs,
+            "curves": curves,
             "reran": len(redo),
         }
         self._latest.rerun = merged
@@ -333,6 +343,7 @@ class Sweep(TaskBasedParallelAction):
             table=ResultTable(self.grid.axes),
             finished=_Finished(len(self.grid)),
             logs=TaskLogs(),
+            curves=TaskCurves(),
             started=dt.datetime.now(dt.timezone.utc),
             executor=run.executor.name,
             executor_config=repr(run.executor),
@@ -415,9 +426,16 @@ class Sweep(TaskBasedParallelAction):
             status = "cached"
         else:
             status = "ok"
+        outputs = self._outputs(sub) if task.error is None else {}
+        reports = sub.get(REPORTS)
+        if reports:
+            run.curves.set(task.index, reports)
+            if task.error is None:
+                # The last value of each metric is a column too; what the point returned wins.
+                outputs = {**last_values(reports), **outputs}
         run.table.add(
             point,
-            self._outputs(sub) if task.error is None else {},
+            outputs,
             status=status,
             error=summarize_exception(task.error) if task.error is not None else None,
             attempts=task.attempts,
@@ -450,7 +468,12 @@ class Sweep(TaskBasedParallelAction):
             return frame
         if run.provenance is None:
             run.provenance = self._provenance(run)
-        frame.attrs["nbflow"] = {**run.provenance, **frame.attrs["nbflow"], "logs": run.logs}
+        frame.attrs["nbflow"] = {
+            **run.provenance,
+            **frame.attrs["nbflow"],
+            "logs": run.logs,
+            "curves": run.curves,
+        }
         run.final = frame
         return frame
 

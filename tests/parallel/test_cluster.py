@@ -8,6 +8,7 @@ import time
 import joblib
 import pytest
 
+import nbflow
 from nbflow import (
     ApplicationBuilder,
     DaskExecutor,
@@ -76,6 +77,13 @@ def loss(lr, depth):
     if depth > 3:
         raise ValueError(f"depth {depth} is too deep")
     return {"loss": round((lr - 0.1) ** 2 + 0.01 * depth, 6)}
+
+
+def reporting_loss(lr, depth):
+    """Reports a curve, then fails where `loss` does: the curve is kept either way."""
+    for epoch in range(3):
+        nbflow.report(step=epoch, train_loss=lr * depth / (epoch + 1))
+    return loss(lr, depth)
 
 
 def square_app(executor, n=12):
@@ -599,3 +607,16 @@ def test_cluster_cancel_returns_promptly_with_hung_points(executor_named, tmp_pa
             s.progress.thread.join()
     assert time.monotonic() - started < 30
     assert df["status"].tolist() == ["ok", "ok", "ok", "cancelled", "cancelled"]
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("executor_named", CLUSTERS, indirect=True)
+def test_report_from_cluster_workers_gives_the_same_curves_and_columns(executor_named):
+    """Reports made in Dask and Ray workers come back with each point's result, failed points included."""
+    points = grid(lr=[0.01, 0.1], depth=[1, 4])
+    here = Sweep(reporting_loss, points, executor="threads", progress=False).run()
+    there = Sweep(reporting_loss, points, executor=executor_named, progress=False).run()
+    assert there["status"].tolist() == ["ok", "error", "ok", "error"]
+    assert there["train_loss"].equals(here["train_loss"])
+    assert there.nbflow.curves().equals(here.nbflow.curves())
+    assert len(there.nbflow.curves()) == 12

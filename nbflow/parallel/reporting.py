@@ -1,0 +1,112 @@
+"""`report`: metrics a point records while it runs, kept with its result.
+
+Inside a point (a swept function, or an action a parallel step runs), ``nbflow.report(step=3,
+loss=0.41)`` records metrics at a step. The reports of a task's last attempt ride with its final
+state under `REPORTS`, so they come back from worker processes, Dask and Ray with the result,
+are cached with it, and a point that fails keeps what it reported before it failed. A retry
+starts its reports afresh.
+
+Where the point runs is told by a context variable, set for each attempt where the attempt
+runs: a thread, a worker process, or an asyncio task (each task has its own context, and a
+synchronous task handed to a thread takes a copy along).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import numbers
+import warnings
+from typing import Any
+
+__all__ = ["report", "REPORTS", "Reports", "last_values"]
+
+# The state key a task's reports travel under: (step, {metric: value}) pairs, in order.
+REPORTS = "_nbflow_reports"
+
+_SINK: contextvars.ContextVar[Reports | None] = contextvars.ContextVar("nbflow_reports", default=None)
+_warned_outside = False
+
+
+class Reports:
+    """What one attempt of a task reported, in order."""
+
+    __slots__ = ("_token", "items")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, dict[str, Any]]] = []
+        self._token: contextvars.Token | None = None
+
+    def __enter__(self) -> Reports:
+        self._token = _SINK.set(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        # Reset, not cleared: a point that runs a sweep of its own goes on reporting to its own.
+        try:
+            _SINK.reset(self._token)
+        except ValueError:
+            _SINK.set(None)  # resumed in another context than it began in: nothing to restore
+
+    def add(self, step: Any, metrics: dict[str, Any]) -> None:
+        if step is None:
+            step = self.items[-1][0] + 1 if self.items else 0
+        elif isinstance(step, bool) or not isinstance(step, numbers.Integral):
+            msg = f"report(step=...) takes an int (the epoch, iteration or batch), not {type(step).__name__} {step!r}. Leave it out to count the reports of this point: 0, 1, 2..."
+            raise TypeError(msg)
+        for name, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                msg = f"report({name}=...) takes a number, not {type(value).__name__} {value!r}: metrics are plotted and compared. Return other values from the point instead; they become columns of its row."
+                raise TypeError(msg)
+        self.items.append((int(step), {k: _plain(v) for k, v in metrics.items()}))
+
+
+def last_values(items: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """The last value reported of each metric, from a task's reports."""
+    values: dict[str, Any] = {}
+    for _, metrics in items:
+        values.update(metrics)
+    return values
+
+
+def _plain(value: numbers.Real) -> int | float:
+    # numpy scalars and the like as Python numbers: they pickle, store and compare plainly.
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+def report(step: int | None = None, **metrics: float) -> None:
+    """Record metrics of the running point at ``step`` (by default 0, 1, 2... per point).
+
+    The last value of each metric becomes a column of the point's row, unless what the point
+    returns has that name (the return value wins); every report is in ``df.nbflow.curves()``.
+    Outside a sweep or parallel step it does nothing, and warns once.
+
+    Raises:
+        TypeError: ``step`` is not an int, or a metric is not a number.
+        ValueError: no metric was given.
+
+    Example:
+        >>> import nbflow
+        >>> def train(lr):
+        ...     for epoch in range(3):
+        ...         nbflow.report(step=epoch, loss=1 / (1 + lr * epoch))
+        ...     return {"done": True}
+        >>> df = nbflow.sweep(train, {"lr": [0.5, 1.0]}, progress=False)
+        >>> df["loss"].round(3).tolist()
+        [0.5, 0.333]
+        >>> df.nbflow.curves().shape
+        (6, 4)
+    """
+    global _warned_outside
+    if not metrics:
+        msg = "report() needs at least one metric, e.g. nbflow.report(step=epoch, loss=loss)."
+        raise ValueError(msg)
+    sink = _SINK.get()
+    if sink is None:
+        if not _warned_outside:
+            _warned_outside = True
+            warnings.warn(
+                "nbflow.report() was called outside a sweep or parallel step, so nothing records it. Call it inside the function you sweep.",
+                stacklevel=2,
+            )
+        return
+    sink.add(step, metrics)
