@@ -220,17 +220,22 @@ class JoblibExecutor(Executor):
         from joblib.externals.loky.process_executor import TerminatedWorkerError
 
         sizer = _BatchSizer(self.batch_target_s)
-        source = iter(items)
+        batches = sizer.batches(iter(items))
+        held: list[list[tuple]] = []  # a batch made but not started when a round paused
         self._aborted = False
         while True:
             pending: dict[int, list[tuple]] = {}
-            results = self._dispatch(fn, _numbered(sizer.batches(source), pending), channel)
+            room = _Room(self._ahead_limit(), held)
+            results = self._dispatch(fn, _numbered(room.rounds(batches), pending), channel)
             try:
                 for batch_id, outputs, elapsed in results:
                     pending.pop(batch_id, None)
                     sizer.observe(elapsed, len(outputs))
                     yield from outputs
-                return
+                    room.taken(len(outputs))
+                if not room.paused:
+                    return
+                continue  # everything started was taken: the next round
             except Exception as exc:
                 # A worker process died (killed, out of memory, a crash in native code). loky
                 # replaces the whole pool, so every call in flight is a suspect: run each again
@@ -245,6 +250,10 @@ class JoblibExecutor(Executor):
                 _close_quietly(results)
             for args in suspects:
                 yield self._alone(fn, args, lost, channel)
+
+    def _ahead_limit(self) -> int | None:
+        """How many calls may be started beyond the results taken; None for no limit of ours."""
+        return None
 
     def _dispatch(
         self, fn: Callable, batches: Iterator[tuple[int, list[tuple]]], channel: tuple | None = None
@@ -313,6 +322,17 @@ class MultiProcessExecutor(JoblibExecutor):
     def _default_concurrency(self) -> int:
         return -1
 
+    def _ahead_limit(self) -> int | None:
+        # joblib starts a new batch whenever one completes, taken or not: trivial tasks on worker
+        # processes finish faster than reduce takes them, and the results would pile up in the
+        # driver (a third of 100,000 at once). Twice what joblib keeps in flight (2 * n_jobs
+        # batches): a round pauses only when reduce, not the workers, is behind.
+        if "pre_dispatch" in self.parallel_kwargs:
+            return None  # the caller chose how far joblib runs ahead
+        n_jobs = self.max_concurrency or configured("n_jobs") or -1
+        workers = n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+        return 4 * workers * _BatchSizer.MOST
+
     def abort(self, workers: Collection[int] = ()) -> None:
         """End the worker processes running this step's tasks, and with them the tasks.
 
@@ -370,7 +390,9 @@ class _BatchSizer:
     still spread over every worker and stream back one by one.
     """
 
-    def __init__(self, target_s: float, most: int = 512):
+    MOST = 512
+
+    def __init__(self, target_s: float, most: int = MOST):
         self.target_s = target_s
         self.most = most
         self.size = 1
@@ -390,6 +412,36 @@ class _BatchSizer:
         iterator = iter(items)
         while batch := list(itertools.islice(iterator, self.size)):
             yield batch
+
+
+class _Room:
+    """Ends a round of joblib dispatching while more than ``limit`` calls started wait to be taken.
+
+    joblib starts the next batch from the callback of one that completed, under its own lock, so
+    the batches cannot be held back there: the round ends instead, and the next starts once
+    everything started in this one was taken.
+    """
+
+    def __init__(self, limit: int | None, held: list[list[tuple]]) -> None:
+        self.limit = limit
+        self.held = held
+        self.paused = False
+        self._out = 0
+
+    def rounds(self, batches: Iterator[list[tuple]]) -> Iterator[list[tuple]]:
+        """This round's batches: the one held back last round, then new ones while there is room."""
+        while self.held or (batch := next(batches, None)) is not None:
+            if self.held:
+                batch = self.held.pop()
+            if self.limit is not None and self._out > self.limit:
+                self.held.append(batch)
+                self.paused = True
+                return
+            self._out += len(batch)
+            yield batch
+
+    def taken(self, count: int) -> None:
+        self._out -= count
 
 
 def configured(key: str) -> Any:

@@ -74,6 +74,8 @@ _ABSENT = object()
 _RESULT, _END, _STOP = "result", "end", "stop"
 # The producer made its last task (see StepRun.all_in).
 _PRODUCED = "produced"
+# The most results from the executor waiting for the consumer (about four batches of trivial tasks).
+_BACKLOG = 2048
 # After a cancel or Ctrl-C, how long to wait for in-flight thread tasks before abandoning them.
 _SETTLE_S = 2.0
 # Finished results are cached in batches of this many, or this often (a crash loses at most that).
@@ -98,6 +100,32 @@ class _Inbox:
         self.queue: Any = asyncio.Queue() if loop is not None else queue.SimpleQueue()
         # Set by the pump once the executor has given every result.
         self.ended = False
+        # Results the pump put in that the consumer has not taken: bounded, so that workers
+        # faster than reduce fill neither memory nor the queue (see put_result).
+        self._room = threading.Condition()
+        self._backlog = 0
+        self._closed = False
+
+    def put_result(self, result: Any) -> None:
+        """Put in a result from the executor, first waiting while _BACKLOG of them wait to be taken."""
+        with self._room:
+            while self._backlog >= _BACKLOG and not self._closed:
+                self._room.wait()
+            self._backlog += 1
+        self.put((_RESULT, result))
+
+    def took(self) -> None:
+        """The consumer took a result: room for another."""
+        with self._room:
+            if self._backlog:
+                self._backlog -= 1
+                self._room.notify()
+
+    def close(self) -> None:
+        """The consumer takes no more: the pump must never wait for room again."""
+        with self._room:
+            self._closed = True
+            self._room.notify_all()
 
     def get(self) -> tuple:
         return self.queue.get()
@@ -138,6 +166,12 @@ class _Inline:
 
     def put(self, item: tuple) -> None:
         pass  # a stop is seen through the cancel event, between tasks
+
+    def took(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
     def take_all(self) -> list[tuple]:
         return []
@@ -458,7 +492,10 @@ class StepRun:
             return self._in_order(self._ready(), last=True), True
         if kind == _STOP:
             return [], True
-        accepted = self._accept(payload) if kind == _RESULT else None
+        accepted = None
+        if kind == _RESULT:
+            self._inbox.took()
+            accepted = self._accept(payload)
         done = self.failure is not None or self.cancel_requested or self.all_in()
         # Taken after deciding: the producer queues its cache hits before it says it is done, so
         # once all_in() holds every hit is here (taken first, one could come in between, unseen).
@@ -542,6 +579,7 @@ class StepRun:
         """After a cancel or Ctrl-C: end what still runs, and wait a moment for what is finishing."""
         self.settling = True
         self.cancel.set()
+        self._inbox.close()
         self.executor.abort(self.worker_pids)
         if isinstance(pump, threading.Thread):
             # A task that ignores being stopped (a hung thread) is abandoned after this.
@@ -560,6 +598,7 @@ class StepRun:
     def _wind_down(self, inbox: Any, pump: Any) -> None:
         """Whatever ended the stream: nothing new starts, and what still runs is stopped or let go."""
         self.cancel.set()
+        inbox.close()
         if pump is None:
             inbox.results.close()
             return
@@ -712,7 +751,7 @@ def _pump_thread(start: Callable[[], Iterator[Any]], inbox: _Inbox) -> None:
         try:
             for result in results:
                 if result is not None:  # None: the task delivered its outcome itself
-                    inbox.put((_RESULT, result))
+                    inbox.put_result(result)
         finally:
             results.close()
     except BaseException as exc:
