@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pathlib
 
+import pytest
+
 from nbflow import ApplicationBuilder, LocalTracker, MapStates, Sweep, action, grid
 from nbflow.core.actions import ApplicationContext
 from nbflow.core.application import Application
@@ -74,8 +76,9 @@ def test_the_one_step_path_and_the_full_path_give_the_same_frames_with_failures_
     assert again[4]["status"] == "error"
 
 
-def test_a_sweep_without_tracker_takes_the_one_step_path_and_a_tracked_one_does_not(tmp_path, monkeypatch):
-    """The shortcut is really taken when nothing watches, and never when a tracker must see each step."""
+@pytest.fixture
+def one_steps(monkeypatch):
+    """The actions of the one-step tasks made in this process, in order."""
     made = []
     real = tasks._OneStep.__init__
 
@@ -84,6 +87,12 @@ def test_a_sweep_without_tracker_takes_the_one_step_path_and_a_tracked_one_does_
         real(self, *args)
 
     monkeypatch.setattr(tasks._OneStep, "__init__", counting)
+    return made
+
+
+def test_a_sweep_without_tracker_takes_the_one_step_path_and_a_tracked_one_does_not(tmp_path, one_steps):
+    """The shortcut is really taken when nothing watches, and never when a tracker must see each step."""
+    made = one_steps
     _sweep("sequential", tmp_path, "fast", tracked=False).run()
     # Twelve points, and a second try for each that failed: 0, 3 and 6 once, 4 and 9 always.
     assert len(made) == 12 + 5
@@ -156,16 +165,9 @@ async def aflaky(x, tag, marks):
     return flaky(x, tag, marks)
 
 
-def test_an_async_target_takes_the_one_step_path_with_the_same_rows(executor_name, tmp_path, monkeypatch):
+def test_an_async_target_takes_the_one_step_path_with_the_same_rows(executor_name, tmp_path, one_steps):
     """An async function is one step too, awaited: same rows as the tracked full path, on every executor."""
-    made = []
-    real = tasks._OneStep.__init__
-
-    def counting(self, *args):
-        made.append(args[0].name)
-        real(self, *args)
-
-    monkeypatch.setattr(tasks._OneStep, "__init__", counting)
+    made = one_steps
     frames = []
     for label, tracked in (("fast", False), ("full", True)):
         marks = tmp_path / f"marks-{label}"
