@@ -26,7 +26,9 @@ from nbflow.core.builder import ApplicationBuilder
 from nbflow.core.extensions import use as extension
 from nbflow.core.state import State
 from nbflow.errors import Interrupted, SweepError, TasksCancelled, TaskTimeoutError, summarize_exception
+from nbflow.parallel.executors import SequentialExecutor
 from nbflow.parallel.map import TaskBasedParallelAction, task_failed
+from nbflow.parallel.registry import resolve_executor
 from nbflow.parallel.reporting import REPORTS, last_values
 from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_runnable
 from nbflow.persistence.curves import TaskCurves
@@ -167,6 +169,8 @@ class Sweep(TaskBasedParallelAction):
         live: in Jupyter, redraw the table of results so far while it runs.
         name: the sweep's name (in the progress bar, and its key in a graph).
         output: the state key a sweep inside an application writes its DataFrame to.
+        n_jobs: how many points run at once on the executor named by ``executor``
+            (its ``max_concurrency``; on Dask and Ray, batches in flight).
 
     Example:
         >>> def loss(lr, depth):
@@ -198,7 +202,10 @@ class Sweep(TaskBasedParallelAction):
         live: bool = True,
         name: str | None = None,
         output: str = "results",
+        n_jobs: int | None = None,
     ) -> None:
+        if n_jobs is not None:
+            executor = _with_n_jobs(executor, n_jobs)
         super().__init__(
             on_error=on_error,
             retries=retries,
@@ -488,6 +495,23 @@ class Sweep(TaskBasedParallelAction):
             ended_at=run.ended or dt.datetime.now(dt.timezone.utc),
             git=run.git,
         )
+
+
+def _with_n_jobs(executor: Any, n_jobs: Any) -> Any:
+    """The executor named ``executor``, made to run ``n_jobs`` points at once."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        msg = f"Sweep(n_jobs=...) takes a positive int, how many points run at once; got {n_jobs!r}."
+        raise ValueError(msg)
+    if executor == "sequential" or isinstance(executor, SequentialExecutor):
+        if n_jobs == 1:
+            return executor
+        msg = f"Sweep(executor='sequential', n_jobs={n_jobs}): the sequential executor runs one point at a time, in your own thread. Choose executor='threads' (or 'processes') to run {n_jobs} at once."
+        raise ValueError(msg)
+    try:
+        return resolve_executor(executor, max_concurrency=n_jobs)
+    except TypeError as exc:
+        msg = f"Sweep(executor={executor!r}, n_jobs={n_jobs}): {exc}"
+        raise ValueError(msg) from None
 
 
 def _describe(point: dict) -> str:
