@@ -131,6 +131,9 @@ class TaskBasedParallelAction(Action):
     # a search that asks for the next point as results come in does not). Only then are tasks
     # gathered ahead, to look them up in the cache in batches.
     _tasks_ahead: bool = False
+    # Keep what each task prints with its result (see nbflow.parallel.capture) instead of letting
+    # it reach the cell; sweeps do, other actions' output goes where it always went.
+    capture_output: bool = False
     ordered: bool = False
     executor: Any = None
     persister: Any = "cascade"

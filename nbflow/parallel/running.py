@@ -420,6 +420,7 @@ class StepRun:
                 common,
                 owner.timeout,
                 self.digests.modules,
+                owner.capture_output,
             )
             return run_shipped, (packer.pack(t) for t in self._tasks())
         if self.executor.is_async:
@@ -431,7 +432,7 @@ class StepRun:
             self.delivers_itself = True
         else:
             fn = run_task
-        options = (owner.retries, owner.retry_backoff_s, self.cancel, owner.timeout)
+        options = (owner.retries, owner.retry_backoff_s, self.cancel, owner.timeout, owner.capture_output)
         items = (
             (t.graph, t.state, t.inputs, t.application_id, t.index, t.context_for(parent), *options)
             for t in self._tasks()

@@ -85,6 +85,7 @@ class Packer:
         timeout: the most seconds a task's attempt may run, or None.
         code_modules: the user modules a graph's code reaches; their file versions travel
             with it, so that workers run the code the notebook runs.
+        capture: keep what each task prints with its result (see `nbflow.parallel.capture`).
     """
 
     def __init__(
@@ -97,12 +98,14 @@ class Packer:
         common: Iterable[Any] = (),
         timeout: float | None = None,
         code_modules: Callable[[RunnableGraph], Iterable[str]] = lambda graph: (),
+        capture: bool = False,
     ):
         self.action_name = action_name
         self.parent = parent
         self.retries = retries
         self.backoff_s = backoff_s
         self.timeout = timeout
+        self.capture = capture
         self._code_modules = code_modules
         self._graphs: dict[int, tuple[RunnableGraph, str, Any]] = {}
         self._share = share
@@ -197,6 +200,7 @@ class Packer:
             self.retries,
             self.backoff_s,
             self.timeout,
+            self.capture,
         )
         try:
             # A point of plain values needs none of cloudpickle's by-value pickling, which costs
@@ -246,7 +250,7 @@ def run_shipped(
         _GRAPH_CACHE[digest] = graph
         while len(_GRAPH_CACHE) > _GRAPH_CACHE_SIZE:
             _GRAPH_CACHE.popitem(last=False)
-    shipped, inputs, app_id, index, (context_blob, shared_context), retries, backoff_s, timeout = (
+    shipped, inputs, app_id, index, (context_blob, shared_context), retries, backoff_s, timeout, capture = (
         pickle.loads(task_blob)
     )
     parent = _CONTEXT_CACHE.get(context_blob) if shared_context else None
@@ -259,7 +263,9 @@ def run_shipped(
     if shared:
         shipped, inputs = _restore(shipped, shared), _restore(inputs, shared)
     start = State(shipped)
-    outcome = run_task(graph, start, inputs, app_id, index, parent, retries, backoff_s, None, timeout)
+    outcome = run_task(
+        graph, start, inputs, app_id, index, parent, retries, backoff_s, None, timeout, capture
+    )
     if outcome.state is not None:
         final = outcome.state
         changed = {k: v for k, v in final._raw().items() if start.get(k, _ABSENT) is not v}

@@ -37,6 +37,7 @@ from nbflow.core.state import State
 from nbflow.core.step import aexecute_step, execute_step
 from nbflow.errors import GraphError, HookContractError, TaskTimeoutError
 from nbflow.fingerprint.memo import DigestMemo
+from nbflow.parallel.capture import OUTPUT, PointOutput
 from nbflow.parallel.daemon_threads import on_daemon_thread
 from nbflow.parallel.reporting import REPORTS, Reports
 
@@ -466,6 +467,7 @@ def _attempts(
     backoff_s: float = 0.0,
     cancel: threading.Event | None = None,
     timeout: float | None = None,
+    capture: bool = False,
 ) -> Generator[tuple[str, Any], Any, Outcome]:
     """The life of one task, written once for both drivers: it yields what to do, they do it.
 
@@ -483,15 +485,15 @@ def _attempts(
             return Outcome(index, app, attempt, time.perf_counter() - started, resumed=True)
         attempt += 1
         began = time.perf_counter()
-        reports = Reports()
+        reports, output = Reports(), PointOutput(capture)
         try:
-            with reports:
+            with reports, output:
                 final = yield ("run", app)
             if timeout is not None and time.perf_counter() - began > timeout:
                 # It returned, but only by defeating its deadline (it caught the stop, reset the
                 # alarm, or swallowed a cancellation): what it took is what counts.
                 raise _Overtime(defeated=True)
-            return Outcome(index, _reported(final, reports), attempt, time.perf_counter() - started)
+            return Outcome(index, _kept(final, reports, output), attempt, time.perf_counter() - started)
         except BaseException as exc:
             if isinstance(exc, _STOPS):
                 raise
@@ -508,12 +510,20 @@ def _attempts(
                 yield ("sleep", backoff_s * 2 ** (attempt - 1))
                 if not (cancel is not None and cancel.is_set()):
                     continue
-            return Outcome(index, _reported(app.state, reports), attempt, elapsed, error, trace)
+            return Outcome(index, _kept(app.state, reports, output), attempt, elapsed, error, trace)
 
 
-def _reported(state: State, reports: Reports) -> State:
-    """``state`` with a copy of what the attempt reported (a thread abandoned past its timeout may report on)."""
-    return state._with({REPORTS: list(reports.items)}) if reports.items else state
+def _kept(state: State, reports: Reports, output: PointOutput) -> State:
+    """``state`` with copies of what the attempt reported and printed, if anything.
+
+    Copies: a thread abandoned past its timeout may go on reporting and printing.
+    """
+    kept: dict[str, Any] = {}
+    if reports.items:
+        kept[REPORTS] = list(reports.items)
+    if output.parts:
+        kept[OUTPUT] = output.text()
+    return state._with(kept) if kept else state
 
 
 def run_task(
@@ -527,6 +537,7 @@ def run_task(
     backoff_s: float = 0.0,
     cancel: threading.Event | None = None,
     timeout: float | None = None,
+    capture: bool = False,
 ) -> Outcome:
     """Run one task to its halt point, retrying failures with exponential backoff.
 
@@ -535,7 +546,9 @@ def run_task(
     from its last saved step. With ``timeout``, an attempt that runs longer fails
     with `TaskTimeoutError` (see `_within` for how it is stopped).
     """
-    machine = _attempts(graph, state, inputs, app_id, index, parent, retries, backoff_s, cancel, timeout)
+    machine = _attempts(
+        graph, state, inputs, app_id, index, parent, retries, backoff_s, cancel, timeout, capture
+    )
 
     def run(app: Application) -> State:
         if graph.is_async:
@@ -565,9 +578,12 @@ async def arun_task(
     backoff_s: float = 0.0,
     cancel: threading.Event | None = None,
     timeout: float | None = None,
+    capture: bool = False,
 ) -> Outcome:
     """`run_task` on an event loop: awaits the sub-application and sleeps without blocking."""
-    machine = _attempts(graph, state, inputs, app_id, index, parent, retries, backoff_s, cancel, timeout)
+    machine = _attempts(
+        graph, state, inputs, app_id, index, parent, retries, backoff_s, cancel, timeout, capture
+    )
 
     async def run(app: Application) -> State:
         # A synchronous graph runs on a thread: inline it would block the loop, and with it every

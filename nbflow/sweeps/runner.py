@@ -26,6 +26,7 @@ from nbflow.core.builder import ApplicationBuilder
 from nbflow.core.extensions import use as extension
 from nbflow.core.state import State
 from nbflow.errors import Interrupted, SweepError, TasksCancelled, TaskTimeoutError, summarize_exception
+from nbflow.parallel.capture import OUTPUT
 from nbflow.parallel.executors import SequentialExecutor
 from nbflow.parallel.map import TaskBasedParallelAction, task_failed
 from nbflow.parallel.registry import resolve_executor
@@ -171,6 +172,8 @@ class Sweep(TaskBasedParallelAction):
         output: the state key a sweep inside an application writes its DataFrame to.
         n_jobs: how many points run at once on the executor named by ``executor``
             (its ``max_concurrency``; on Dask and Ray, batches in flight).
+        capture: keep what each point prints (stdout, stderr, warnings) in its log,
+            ``df.nbflow.log(task_id)``, instead of the cell; False lets it through.
 
     Example:
         >>> def loss(lr, depth):
@@ -203,6 +206,7 @@ class Sweep(TaskBasedParallelAction):
         name: str | None = None,
         output: str = "results",
         n_jobs: int | None = None,
+        capture: bool = True,
     ) -> None:
         if n_jobs is not None:
             executor = _with_n_jobs(executor, n_jobs)
@@ -220,6 +224,7 @@ class Sweep(TaskBasedParallelAction):
         self._name = name or getattr(target, "name", None) or getattr(target, "__name__", None) or "sweep"
         self.progress = progress
         self.live = live
+        self.capture_output = bool(capture)
         self.reads = []
         self.writes = [output]
         self.output = output
@@ -295,6 +300,7 @@ class Sweep(TaskBasedParallelAction):
             progress=self.progress,
             live=self.live,
             name=self.name,
+            capture=self.capture_output,
         ).run()
         # Rebuilt row by row through a table, not concatenated: the new rows may bring outputs the
         # old ones lacked (or lack theirs), and the column names and dtypes must follow the rules
@@ -423,6 +429,9 @@ class Sweep(TaskBasedParallelAction):
         task = sub.task
         run.finished.add(task.index)
         point = self.grid[task.index]
+        printed = sub.get(OUTPUT)
+        if printed:
+            run.logs.add(task.index, printed)
         if isinstance(task.error, TaskTimeoutError):
             status = "timeout"
             run.logs.add(task.index, summarize_exception(task.error))

@@ -1,0 +1,105 @@
+"""What a point prints, kept with its row instead of flooding the cell.
+
+While an attempt of a task runs with capture on, what it writes to ``sys.stdout`` and
+``sys.stderr`` and the warnings it raises go to that attempt's `PointOutput`, and ride with its
+final state under `OUTPUT` (so they come back from worker processes, and are cached with the
+result). Logging reaches it through the handlers that write to ``sys.stderr`` when they emit
+(Python's last-resort handler, and a ``StreamHandler()`` made after the sweep's first attempt).
+
+Python's streams are process-wide, so they are replaced once by routers that send each write to
+the output of the attempt running in the writer's context, and everything else on to the stream
+they replaced. Writes that bypass ``sys.stdout`` (a C extension writing to file descriptor 1 or 2,
+a subprocess) are not captured.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import sys
+import threading
+import warnings
+from typing import Any, TextIO
+
+__all__ = ["OUTPUT", "PointOutput"]
+
+# The state key an attempt's output travels under.
+OUTPUT = "_nbflow_output"
+
+_SINK: contextvars.ContextVar[PointOutput | None] = contextvars.ContextVar("nbflow_output", default=None)
+_installing = threading.Lock()
+
+
+class _Router:
+    """Stands in for ``sys.stdout`` or ``sys.stderr``: a point's writes to its output, others on."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        sink = _SINK.get()
+        if sink is None:
+            return self._stream.write(text)
+        sink.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if _SINK.get() is None:
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _install() -> None:
+    """Routers in place of the streams (again, if something such as pytest replaced them since)."""
+    if (
+        isinstance(sys.stdout, _Router)
+        and isinstance(sys.stderr, _Router)
+        and getattr(warnings.showwarning, "_nbflow", False)
+    ):
+        return  # every attempt asks: the common answer must cost no lock
+    with _installing:
+        for name in ("stdout", "stderr"):
+            if not isinstance(getattr(sys, name), _Router):
+                setattr(sys, name, _Router(getattr(sys, name)))
+        if not getattr(warnings.showwarning, "_nbflow", False):
+            shown = warnings.showwarning
+
+            def showwarning(
+                message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+            ) -> None:
+                sink = _SINK.get()
+                if sink is None or file is not None:
+                    shown(message, category, filename, lineno, file, line)
+                else:
+                    sink.parts.append(warnings.formatwarning(message, category, filename, lineno, line))
+
+            showwarning._nbflow = True  # type: ignore[attr-defined]
+            warnings.showwarning = showwarning
+
+
+class PointOutput:
+    """What one attempt of a task printed and warned, in order; a no-op when capture is off."""
+
+    __slots__ = ("_token", "enabled", "parts")
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.parts: list[str] = []
+        self._token: contextvars.Token | None = None
+
+    def __enter__(self) -> PointOutput:
+        if self.enabled:
+            _install()
+            self._token = _SINK.set(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._token is not None:
+            try:
+                _SINK.reset(self._token)
+            except ValueError:
+                _SINK.set(None)  # resumed in another context than it began in
+
+    def text(self) -> str:
+        return "".join(self.parts)
