@@ -20,12 +20,13 @@ import threading
 import warnings
 from typing import Any, TextIO
 
+from nbflow.parallel.attempts import PerAttempt
+
 __all__ = ["OUTPUT", "PointOutput"]
 
 # The state key an attempt's output travels under.
 OUTPUT = "_nbflow_output"
 
-_SINK: contextvars.ContextVar[PointOutput | None] = contextvars.ContextVar("nbflow_output", default=None)
 _installing = threading.Lock()
 
 
@@ -36,14 +37,14 @@ class _Router:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        sink = _SINK.get()
+        sink = PointOutput.current.get()
         if sink is None:
             return self._stream.write(text)
         sink.parts.append(text)
         return len(text)
 
     def flush(self) -> None:
-        if _SINK.get() is None:
+        if PointOutput.current.get() is None:
             self._stream.flush()
 
     def __getattr__(self, name: str) -> Any:
@@ -68,7 +69,7 @@ def _install() -> None:
             def showwarning(
                 message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
             ) -> None:
-                sink = _SINK.get()
+                sink = PointOutput.current.get()
                 if sink is None or file is not None:
                     shown(message, category, filename, lineno, file, line)
                 else:
@@ -78,28 +79,22 @@ def _install() -> None:
             warnings.showwarning = showwarning
 
 
-class PointOutput:
+class PointOutput(PerAttempt):
     """What one attempt of a task printed and warned, in order; a no-op when capture is off."""
 
-    __slots__ = ("_token", "enabled", "parts")
+    __slots__ = ("enabled", "parts")
+    current = contextvars.ContextVar("nbflow_output", default=None)
 
     def __init__(self, enabled: bool) -> None:
+        super().__init__()
         self.enabled = enabled
         self.parts: list[str] = []
-        self._token: contextvars.Token | None = None
 
     def __enter__(self) -> PointOutput:
         if self.enabled:
             _install()
-            self._token = _SINK.set(self)
+            super().__enter__()
         return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._token is not None:
-            try:
-                _SINK.reset(self._token)
-            except ValueError:
-                _SINK.set(None)  # resumed in another context than it began in
 
     def text(self) -> str:
         return "".join(self.parts)

@@ -6,9 +6,7 @@ state under `REPORTS`, so they come back from worker processes, Dask and Ray wit
 are cached with it, and a point that fails keeps what it reported before it failed. A retry
 starts its reports afresh.
 
-Where the point runs is told by a context variable, set for each attempt where the attempt
-runs: a thread, a worker process, or an asyncio task (each task has its own context, and a
-synchronous task handed to a thread takes a copy along).
+Where the point runs is told by a context variable set for each attempt (see `PerAttempt`).
 """
 
 from __future__ import annotations
@@ -18,34 +16,25 @@ import numbers
 import warnings
 from typing import Any
 
+from nbflow.parallel.attempts import PerAttempt
+
 __all__ = ["report", "REPORTS", "Reports", "last_values"]
 
 # The state key a task's reports travel under: (step, {metric: value}) pairs, in order.
 REPORTS = "_nbflow_reports"
 
-_SINK: contextvars.ContextVar[Reports | None] = contextvars.ContextVar("nbflow_reports", default=None)
 _warned_outside = False
 
 
-class Reports:
+class Reports(PerAttempt):
     """What one attempt of a task reported, in order."""
 
-    __slots__ = ("_token", "items")
+    __slots__ = ("items",)
+    current = contextvars.ContextVar("nbflow_reports", default=None)
 
     def __init__(self) -> None:
+        super().__init__()
         self.items: list[tuple[int, dict[str, Any]]] = []
-        self._token: contextvars.Token | None = None
-
-    def __enter__(self) -> Reports:
-        self._token = _SINK.set(self)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        # Reset, not cleared: a point that runs a sweep of its own goes on reporting to its own.
-        try:
-            _SINK.reset(self._token)
-        except ValueError:
-            _SINK.set(None)  # resumed in another context than it began in: nothing to restore
 
     def add(self, step: Any, metrics: dict[str, Any]) -> None:
         if step is None:
@@ -100,7 +89,7 @@ def report(step: int | None = None, **metrics: float) -> None:
     if not metrics:
         msg = "report() needs at least one metric, e.g. nbflow.report(step=epoch, loss=loss)."
         raise ValueError(msg)
-    sink = _SINK.get()
+    sink = Reports.current.get()
     if sink is None:
         if not _warned_outside:
             _warned_outside = True
