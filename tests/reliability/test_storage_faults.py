@@ -10,6 +10,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -30,6 +31,8 @@ from nbflow.sweeps.export import load_results
 
 LOG_ENV = "NBFLOW_TEST_STORAGE_LOG"
 INTERRUPT_ENV = "NBFLOW_TEST_INTERRUPT_AT"
+# "<count> <path>": points past the count-th wait until the file at path exists (Ctrl-C was pressed).
+HOLD_ENV = "NBFLOW_TEST_HOLD_AFTER"
 _LOG_LOCK = threading.Lock()
 
 
@@ -45,6 +48,12 @@ def logged_square(x):
             logged = len(f.read().split())
     if logged == int(os.environ.get(INTERRUPT_ENV, "0")):
         _thread.interrupt_main()
+    hold = os.environ.get(HOLD_ENV)
+    if hold:
+        count, pressed = hold.split(" ", 1)
+        deadline = time.monotonic() + 60
+        while logged > int(count) and not os.path.exists(pressed) and time.monotonic() < deadline:
+            time.sleep(0.005)
     return {"y": x * x}
 
 
@@ -127,8 +136,12 @@ def test_sweep_interrupted_on_processes_keeps_the_partial_frame_and_reruns_only_
     n = 40
     log = tmp_path / "done.log"
     log.touch()
+    pressed_flag = tmp_path / "pressed"
     monkeypatch.setenv(LOG_ENV, str(log))
     monkeypatch.delenv(INTERRUPT_ENV, raising=False)
+    # Points past the 20th wait for the press: however slow the watcher is to see the 20th, the
+    # sweep cannot finish before Ctrl-C lands.
+    monkeypatch.setenv(HOLD_ENV, f"{n // 2} {pressed_flag}")
     pressed = threading.Event()
 
     def press_ctrl_c_at_half():
@@ -136,7 +149,10 @@ def test_sweep_interrupted_on_processes_keeps_the_partial_frame_and_reruns_only_
         while len(_logged(log)) < n // 2 and time.monotonic() < deadline:
             time.sleep(0.005)
         pressed.set()
-        _thread.interrupt_main()
+        # A real SIGINT, as a notebook's Interrupt sends: it wakes the main thread from waiting for
+        # results. (_thread.interrupt_main() does not, so with every running point held it would
+        # only be seen when a point's hold timed out.)
+        os.kill(os.getpid(), signal.SIGINT)
 
     watcher = threading.Thread(target=press_ctrl_c_at_half, name="press-ctrl-c")
     watcher.start()
@@ -161,6 +177,7 @@ def test_sweep_interrupted_on_processes_keeps_the_partial_frame_and_reruns_only_
     assert [p for p in multiprocessing.active_children() if "Loky" in type(p).__name__] == []
 
     before = len(_logged(log))
+    pressed_flag.touch()
     again = Sweep(
         logged_square, grid(x=range(n)), executor="processes", cache=tmp_path / "cache", progress=False
     ).run()
