@@ -371,7 +371,11 @@ class Sweep(TaskBasedParallelAction):
         table = run.table
         bar = make_progress(self.progress, len(self.grid), self.name)
         # In a notebook, the notebook layer's live table; elsewhere None.
-        live = extension("live_table")(functools.partial(self._frame, run)) if self.live else None
+        live = (
+            extension("live_table")(functools.partial(self._frame, run), total=len(self.grid))
+            if self.live
+            else None
+        )
         failed: TaskState | None = None
         try:
             for sub in states:

@@ -48,3 +48,38 @@ def test_live_table_stays_out_of_scripts_and_does_not_import_ipython():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "None", "False"]
     assert in_notebook() is False and live_table(lambda: None) is None
+
+
+def _half_failing(x):
+    if x % 2:
+        raise ValueError(f"odd {x}")
+    return {"n": x * 10, "loss": x / 4}
+
+
+def test_live_table_shows_counts_of_the_whole_sweep_tints_failed_rows_and_leaves_gaps_blank():
+    """'3 of 8 done, 1 failed'; only failed rows tinted; ints stay ints; an ok row shows no error."""
+    import re
+
+    from nbflow import sweep
+    from nbflow.notebook.live import LiveTable
+
+    df = sweep(_half_failing, {"x": [0, 1, 2]}, progress=False)
+    page = LiveTable(lambda: df, total=8).render(df)
+    assert page.startswith("<div>3 of 8 done, 1 failed</div>")
+    rows = re.findall(r"<tr( style=[^>]*)?>\s*<th>(\d+)</th>(.*?)</tr>", page, re.S)
+    assert [(bool(style), int(label)) for style, label, _ in rows] == [(False, 0), (True, 1), (False, 2)]
+    cells = {int(label): re.findall(r"<td>(.*?)</td>", body) for _, label, body in rows}
+    assert cells[0][:2] == ["0", "0"] and cells[2][:2] == ["2", "20"]  # n is Int64: no "20.0"
+    assert "nan" not in page.lower() and "&lt;na&gt;" not in page.lower()
+    assert cells[0][cells[0].index("ok") + 1] == ""  # the error of an ok row is blank
+
+
+def test_live_table_tints_the_right_rows_when_it_shows_only_the_last_ones():
+    from nbflow import sweep
+    from nbflow.notebook.live import LiveTable
+
+    df = sweep(_half_failing, {"x": list(range(7))}, progress=False)
+    page = LiveTable(lambda: df, max_rows=3).render(df)
+    assert page.startswith("<div>7 done, 3 failed</div>")
+    assert page.count("background-color") == 1  # of rows 4, 5, 6 only 5 failed
+    assert page.index("background-color") < page.index("<th>5</th>") < page.index("<th>6</th>")
