@@ -40,6 +40,10 @@ class _Router:
         sink = PointOutput.current.get()
         if sink is None:
             return self._stream.write(text)
+        if not isinstance(text, str):
+            # What the stream itself would say, rather than a failure when the output is joined.
+            msg = f"write() argument must be str, not {type(text).__name__}"
+            raise TypeError(msg)
         sink.parts.append(text)
         return len(text)
 

@@ -135,3 +135,13 @@ def test_points_running_at_once_do_not_mix_their_output(executor):
     df = sweep(talk, {"x": list(range(8))}, executor=executor, n_jobs=8, progress=False)
     for task in range(8):
         assert df.nbflow.log(task).splitlines() == [f"{task}:{i}" for i in range(50)]
+
+
+def writes_bytes(x):
+    sys.stdout.write(b"raw")
+
+
+def test_writing_bytes_to_stdout_fails_the_point_as_it_would_without_capture(executor_name):
+    df = sweep(writes_bytes, {"x": [1]}, executor=executor_name, progress=False)
+    assert df["status"].tolist() == ["error"]
+    assert df["error"].tolist() == ["TypeError: write() argument must be str, not bytes"]
