@@ -194,3 +194,24 @@ def test_numpy_metrics_are_stored_as_plain_numbers():
 
     curves = sweep(point, {"x": [1]}, progress=False).nbflow.curves()
     assert curves[["step", "loss", "count"]].values.tolist() == [[2, 0.5, 3]]
+
+
+def reports_from_a_pool(x):
+    import concurrent.futures
+    import contextvars
+
+    def work(i):
+        nbflow.report(step=i, v=float(i))
+        print(f"in pool {i}")
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for future in [pool.submit(contextvars.copy_context().run, work, i) for i in range(3)]:
+            future.result()
+    return {}
+
+
+def test_work_handed_to_a_pool_with_the_points_context_reports_and_prints_for_the_point(executor_name):
+    """As the README advises for threads a point starts itself: pool.submit(copy_context().run, fn)."""
+    df = sweep(reports_from_a_pool, {"x": [1]}, executor=executor_name, progress=False)
+    assert sorted(df.nbflow.curves()["step"].tolist()) == [0, 1, 2]
+    assert sorted(df.nbflow.log(0).splitlines()) == ["in pool 0", "in pool 1", "in pool 2"]
