@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import secrets
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -114,6 +115,7 @@ class Packer:
         # id(value) -> (token, handle, value): holding the value keeps its id from being reused.
         self._handles: dict[int, tuple[int, Any, Any]] = {}
         self._parent_blob: bytes | None = None
+        self._token = secrets.token_hex(8)
 
     def _graph_blob(self, graph: RunnableGraph) -> tuple[str, bytes]:
         known = self._graphs.get(id(graph))
@@ -164,15 +166,18 @@ class Packer:
             swapped[key] = _Shared(token)
         return swapped
 
-    def _context(self, context: ApplicationContext | None) -> tuple[bytes, bool]:
-        """``context`` pickled, and whether it is the one every task shares (pickled once per step).
+    def _context(self, context: ApplicationContext | None) -> tuple[bytes, str | None]:
+        """``context`` pickled, and the step's token when it is the one every task shares.
 
-        A task with a tracker or persister of its own gets a context of its own, which a worker
-        must not share with another task.
+        The shared context is pickled once per step, and a worker unpickles it once per step: it
+        is remembered by this step's token, never by its bytes. Two steps' contexts can pickle
+        alike (a fresh in-memory persister pickles as the last one did) while a worker's copy of
+        the earlier one holds the steps its tasks saved, which must not answer the later step.
+        A task with a tracker or persister of its own gets a context of its own.
         """
         shared = context is self.parent
         if shared and self._parent_blob is not None:
-            return self._parent_blob, True
+            return self._parent_blob, self._token
         try:
             blob = _dumps(context)
         except Exception as exc:
@@ -180,7 +185,8 @@ class Packer:
             raise TaskPicklingError(msg) from exc
         if shared:
             self._parent_blob = blob
-        return blob, shared
+            return blob, self._token
+        return blob, None
 
     def pack(self, task: SubGraphTask) -> tuple:
         """The arguments of `run_shipped` for ``task``."""
@@ -221,10 +227,10 @@ class Packer:
 
 
 # Worker side: graphs unpickled once per worker, keyed by digest; a few steps' worth. The
-# context a step's tasks share likewise, keyed by its pickle.
+# context a step's tasks share likewise, keyed by the step's token.
 _GRAPH_CACHE: OrderedDict[str, RunnableGraph] = OrderedDict()
 _GRAPH_CACHE_SIZE = 16
-_CONTEXT_CACHE: dict[bytes, Any] = {}
+_CONTEXT_CACHE: dict[str, Any] = {}
 _PLAIN = frozenset({int, float, str, bool, bytes, type(None)})
 
 
@@ -250,16 +256,16 @@ def run_shipped(
         _GRAPH_CACHE[digest] = graph
         while len(_GRAPH_CACHE) > _GRAPH_CACHE_SIZE:
             _GRAPH_CACHE.popitem(last=False)
-    shipped, inputs, app_id, index, (context_blob, shared_context), retries, backoff_s, timeout, capture = (
+    shipped, inputs, app_id, index, (context_blob, step_token), retries, backoff_s, timeout, capture = (
         pickle.loads(task_blob)
     )
-    parent = _CONTEXT_CACHE.get(context_blob) if shared_context else None
+    parent = _CONTEXT_CACHE.get(step_token) if step_token else None
     if parent is None:
         parent = pickle.loads(context_blob)
-        if shared_context:
+        if step_token:
             if len(_CONTEXT_CACHE) >= _GRAPH_CACHE_SIZE:
                 _CONTEXT_CACHE.clear()
-            _CONTEXT_CACHE[context_blob] = parent
+            _CONTEXT_CACHE[step_token] = parent
     if shared:
         shipped, inputs = _restore(shipped, shared), _restore(inputs, shared)
     start = State(shipped)

@@ -11,7 +11,13 @@ import pickle
 
 import pytest
 
-from nbflow import LocalTracker, Sweep, grid
+from nbflow import (
+    InMemoryPersister,
+    LocalTracker,
+    Sweep,
+    action,
+    grid,
+)
 from nbflow.core.actions import ApplicationContext
 from nbflow.errors import TaskPicklingError
 from nbflow.parallel.shipping import Packer, run_shipped
@@ -82,8 +88,8 @@ def test_the_shared_context_is_pickled_once_and_a_task_of_its_own_keeps_its_own(
     for i, task in enumerate(tasks):
         task.index, task.application_id = i, f"a{i}"
     contexts = [pickle.loads(packer.pack(t)[3])[4] for t in tasks]
-    assert contexts[0] == contexts[1] and contexts[0][1] is True
-    assert contexts[2][1] is False and pickle.loads(contexts[2][0]).tracker is not None
+    assert contexts[0] == contexts[1] and contexts[0][1] is not None  # the step's token
+    assert contexts[2][1] is None and pickle.loads(contexts[2][0]).tracker is not None
     # And each runs in a worker's shoes, with the context it was given.
     for task in tasks:
         index, out = run_shipped(*packer.pack(task))
@@ -104,3 +110,28 @@ def test_a_context_that_cannot_be_pickled_is_an_error_naming_the_action_and_the_
     task.index, task.application_id = 0, "a0"
     with pytest.raises(TaskPicklingError, match=r"'my_sweep'.*persister and tracker.*executor='threads'"):
         packer.pack(task)
+
+
+def _scaled(factor):
+    """An action named ``scale`` that multiplies by ``factor``: the same name, edited code."""
+
+    @action(reads=["x"], writes=["y"])
+    def scale(state):
+        return state.update(y=state["x"] * factor)
+
+    return scale
+
+
+def test_what_a_worker_saved_for_an_earlier_step_never_answers_a_later_one():
+    """A fresh in-memory persister pickles as the last one did. A worker must not hand a later step
+    the copy, with the steps saved in it, that an earlier step left behind: that would be the old
+    code's result for the new code's task, under the same task id."""
+    found = []
+    for factor in (2, 3):
+        packer = Packer("ys", ApplicationContext(app_id="same-app", persister=InMemoryPersister()), 0, 0.0)
+        task = SubGraphTask(action=_scaled(factor), state={"x": 5})
+        task.index, task.application_id = 0, "task-0"
+        _, blob = run_shipped(*packer.pack(task))  # in this process, as a worker would
+        outcome = pickle.loads(blob)
+        found.append((outcome.changes[0]["y"], outcome.resumed))
+    assert found == [(10, False), (15, False)]
