@@ -167,6 +167,7 @@ class _Inline:
     def put(self, item: tuple) -> None:
         pass  # a stop is seen through the cancel event, between tasks
 
+    # Results are taken as they are made, in the consumer's thread: no backlog to bound.
     def took(self) -> None:
         pass
 
@@ -273,17 +274,16 @@ class StepRun:
     def _make_tasks(self) -> Iterator[SubGraphTask]:
         """The tasks to run, in the order the hook makes them; with a cache, only those it lacks."""
         made = self._numbered()
-        if self.cache is None or not self.owner._tasks_ahead:
-            for task, start in made:
-                if self.cache is None:
-                    self.pending[task.index] = task
-                    yield task
-                else:
-                    yield from self._looked_up([(task, start)])
+        if self.cache is None:
+            for task, _ in made:
+                self.pending[task.index] = task
+                yield task
             return
         # Looked up in the cache in batches, one query each: a query per task cost more than a
         # cheap task. They grow from one, so the first task starts at once, and a batch waits for
-        # a slow tasks() hook no longer than _LOOKUP_WAIT_S.
+        # a slow tasks() hook no longer than _LOOKUP_WAIT_S. Tasks are gathered ahead only for an
+        # action whose tasks() never waits on this step's results; others are looked up one by one.
+        most = _LOOKUP_BATCH if self.owner._tasks_ahead else 1
         batch: list[tuple[SubGraphTask, str]] = []
         size, since = 1, time.monotonic()
         try:
@@ -291,7 +291,7 @@ class StepRun:
                 batch.append((task, start))
                 if len(batch) >= size or time.monotonic() - since > _LOOKUP_WAIT_S:
                     yield from self._looked_up(batch)
-                    batch, size, since = [], min(2 * size, _LOOKUP_BATCH), time.monotonic()
+                    batch, size, since = [], min(2 * size, most), time.monotonic()
         except HookContractError:
             yield from self._looked_up(batch)  # those made before the wrong item still run
             raise
