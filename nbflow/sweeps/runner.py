@@ -515,6 +515,10 @@ def _with_n_jobs(executor: Any, n_jobs: Any) -> Any:
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
         msg = f"Sweep(n_jobs=...) takes a positive int, how many points run at once; got {n_jobs!r}."
         raise ValueError(msg)
+    if executor is None:
+        # None means the application's executor, which is not known here: threads would be a guess.
+        msg = f"Sweep(executor=None, n_jobs={n_jobs}): n_jobs applies to the executor named here. Name it (executor='threads', 'processes', ...), or give the application an executor made with max_concurrency={n_jobs}."
+        raise ValueError(msg)
     if executor == "sequential" or isinstance(executor, SequentialExecutor):
         if n_jobs == 1:
             return executor

@@ -57,3 +57,11 @@ def test_n_jobs_with_the_sequential_executor_or_an_executor_already_made_says_wh
     ].tolist() == [1]
     with pytest.raises(ValueError, match=r"made already.*max_concurrency.*executor's name"):
         Sweep(lambda x: x, {"x": [1]}, executor=MultiThreadedExecutor(2), n_jobs=4)
+
+
+def test_n_jobs_without_a_named_executor_is_refused_rather_than_guessed():
+    """executor=None means the application's executor: n_jobs cannot silently pick threads instead."""
+    with pytest.raises(
+        ValueError, match=r"executor=None, n_jobs=2\): n_jobs applies to the executor named here"
+    ):
+        Sweep(lambda x: x, {"x": [1]}, executor=None, n_jobs=2)
