@@ -110,7 +110,7 @@ def _blank_gaps(frame: Any) -> Any:
     still print as themselves (ints as ints).
     """
     nullable = [
-        c for c, t in frame.dtypes.items() if getattr(t, "na_value", None) is not None and t.kind in "iub"
+        c for c, t in frame.dtypes.items() if getattr(t, "na_value", None) is not None and t.kind in "iubf"
     ]
     if not nullable:
         return frame

@@ -315,8 +315,9 @@ class Sweep(TaskBasedParallelAction):
         for row in table_rows(before, self.grid.axes):
             index = row["task_id"]
             if index in fresh:
-                logs.add(index, new_logs.text(redo.index(index)))
-                reported = new_curves.get(redo.index(index))
+                position = fresh[index]["task_id"]  # its task id in the rerun
+                logs.add(index, new_logs.text(position))
+                reported = new_curves.get(position)
                 row = {**fresh[index], "task_id": index}
             else:
                 logs.add(index, old_logs.text(index))
