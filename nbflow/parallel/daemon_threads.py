@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -62,6 +63,9 @@ class _Threads:
 
 
 _THREADS = _Threads()
+# Threads do not survive a fork, but the record of the idle ones would: a forked child handing a
+# call to one of them would wait for ever. The child starts with a pool of its own.
+os.register_at_fork(after_in_child=_THREADS.__init__)
 
 
 def idle_threads() -> set[threading.Thread]:

@@ -94,3 +94,34 @@ def test_idle_threads_end(monkeypatch):
             break
         time.sleep(0.05)
     assert not alive
+
+
+def _sweep_in_child(queue):
+    from nbflow import sweep
+
+    df = sweep(lambda x: x + 1, {"x": [1, 2]}, executor="async", progress=False)
+    queue.put(df["result"].tolist())
+
+
+def test_a_forked_child_does_not_hand_calls_to_threads_it_did_not_inherit():
+    """Threads do not survive a fork, but the record of idle ones would: the child must start its own."""
+    import multiprocessing
+
+    async def main():
+        return await on_daemon_thread(lambda: 1)
+
+    asyncio.run(main())  # leaves an idle thread in this process, once it has handed back
+    deadline = time.monotonic() + 10
+    while not daemon_threads.idle_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert daemon_threads.idle_threads()
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_sweep_in_child, args=(results,))
+    child.start()
+    try:
+        assert results.get(timeout=60) == [2, 3]
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
