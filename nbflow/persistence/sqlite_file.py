@@ -23,6 +23,16 @@ __all__ = ["SQLiteFile", "open_private", "explain"]
 SCHEMA_VERSION = 1
 # Threads of one process set files up one at a time (a few ms): fewer opens meet SQLITE_BUSY.
 _OPENING = threading.Lock()
+
+
+def _unlock_after_fork() -> None:
+    # A child forked while another thread was setting a file up inherits the lock held, by a
+    # thread it does not have: its first open would wait for ever.
+    global _OPENING
+    _OPENING = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_unlock_after_fork)
 _META = "CREATE TABLE IF NOT EXISTS nbflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 
 # Writes the OS refused for want of room. SQLite reports ENOSPC as SQLITE_FULL, but a file-size

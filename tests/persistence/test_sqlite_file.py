@@ -65,3 +65,25 @@ def test_many_processes_open_one_new_file_at_once(tmp_path):
             assert sorted(names) == ["p0", "p1", "p2", "p3"]
             rows = SQLiteFile(path, _SCHEMA, owner="test").connection().execute("SELECT count(*) FROM things")
             assert rows.fetchone()[0] == 4
+
+
+def _open_in_child(path: str, queue) -> None:
+    SQLiteFile(path, _SCHEMA, owner="test").connection().execute("INSERT INTO things VALUES ('child', 'x')")
+    queue.put("opened")
+
+
+def test_a_child_forked_while_a_file_is_being_set_up_can_open_files(tmp_path):
+    """The setup lock is held by a thread the child does not have: the child gets a lock of its own."""
+    from nbflow.persistence import sqlite_file
+
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    with sqlite_file._OPENING:  # another thread is setting a file up at the moment of the fork
+        child = ctx.Process(target=_open_in_child, args=(str(tmp_path / "child.db"), results))
+        child.start()
+    try:
+        assert results.get(timeout=60) == "opened"
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
