@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ["IPython", "ipywidgets", "graphviz", "pandas", "joblib"]
+HEAVY = ["IPython", "ipywidgets", "graphviz", "pandas", "joblib", "matplotlib"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -51,6 +51,7 @@ import pandas as pd
 
 from nbflow.errors import ResultsColumnError, ResultsError, ResultsExistError, ResultsNotFoundError
 from nbflow.persistence.serde import to_json
+from nbflow.sweeps import plots
 from nbflow.sweeps.dtype_spec import without_index
 from nbflow.sweeps.files import SUPPORTED_EXTENSIONS, kind_of, refuse_link_elsewhere, refuse_non_file
 from nbflow.sweeps.formats import SIDECAR_SUFFIX, read_results, write_results
@@ -255,6 +256,33 @@ class NbflowAccessor:
                     rows.append({**point, "step": step, **{metrics[k]: v for k, v in values.items()}})
         columns = [*axes, task_column, "step", *metrics.values()]
         return pd.DataFrame(rows, columns=columns)
+
+    def plot(self, y: str, **options: Any) -> Any:
+        """Plot metric ``y`` of the finished rows in the chart the sweep's shape calls for.
+
+        A line over one numeric axis (bars over a categorical one), with error bars where
+        seeds or other axes repeat a point; a heatmap over two axes; parallel coordinates
+        beyond. ``kind=``, ``x=``, ``by=`` and ``ax=`` override the choice; see
+        `nbflow.sweeps.plots.plot`. Returns the matplotlib Axes (matplotlib is the ``plot`` extra).
+
+        Example:
+            >>> import nbflow
+            >>> df = nbflow.sweep(lambda lr, depth: lr * depth, {"lr": [0.1, 1.0], "depth": [1, 2, 3]}, progress=False)
+            >>> ax = df.nbflow.plot("result")
+            >>> ax.images[0].get_array().shape, ax.get_xlabel(), ax.get_ylabel()
+            ((3, 2), 'lr', 'depth')
+        """
+        return plots.plot(self._df, y, **options)
+
+    def plot_curves(self, metric: str, **options: Any) -> Any:
+        """One line per point of what it reported of ``metric`` against ``step``, coloured by an axis.
+
+        ``by=`` picks the axis (by default the first that varies); ``ax=`` an Axes to draw on.
+        Returns the matplotlib Axes.
+        """
+        axes = [a for a in self.provenance.get("axes", {}) if a in self._df.columns]
+        task = run_column(self._df, "task_id")
+        return plots.plot_curves(self.curves(), metric, axes=axes, task=task, **options)
 
     def _status(self, method: str) -> pd.Series:
         column = run_column(self._df, "status")
