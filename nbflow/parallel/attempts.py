@@ -8,9 +8,21 @@ Code running inside the point finds its collector there, wherever the executor p
 from __future__ import annotations
 
 import contextvars
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
-__all__ = ["PerAttempt"]
+__all__ = ["PerAttempt", "Collect", "NOTHING_MORE"]
+
+
+class Collect(NamedTuple):
+    """What each attempt of a step's tasks collects beyond its state, as the step asks."""
+
+    # Keep what it prints with its result (see nbflow.parallel.capture).
+    output: bool = False
+    # The key of the driver's listener its reports go to as they are made (see nbflow.parallel.reporting).
+    listen: str | None = None
+
+
+NOTHING_MORE = Collect()
 
 
 class PerAttempt:

@@ -9,7 +9,9 @@ A batch that runs longer than that also says which process runs it, so that a
 cancel can end that process and no other. A batch that ends quickly (the usual
 case) sends nothing here.
 
-Messages are ``("outputs", [result, ...])`` and ``("busy", pid)``.
+Messages are ``("outputs", [result, ...])``, ``("busy", pid)`` and ``("reports", [report, ...])``:
+what tasks reported with `nbflow.report` since the last look (see `nbflow.parallel.reporting`),
+sent every tick whatever the batch's age, so that a live view sees a point's curve grow.
 
 The channel is a Unix socket in a private temporary folder (0700), and a worker must
 present a random token before anything it sends is read. A worker that cannot reach
@@ -21,6 +23,8 @@ rather than going on with a task nobody will collect.
 
 from __future__ import annotations
 
+import collections
+import contextvars
 import os
 import pickle
 import secrets
@@ -34,7 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Channel", "FLUSH_S", "HEARD_WITHIN_S", "run_batch_flushing"]
+__all__ = ["Channel", "FLUSH_S", "HEARD_WITHIN_S", "run_batch_flushing", "sending"]
 
 FLUSH_S = 0.2
 # The watcher looks this often, so a batch is heard from (its pid, what it finished) at most
@@ -45,6 +49,12 @@ _TICK_S = FLUSH_S / 4
 # rest is margin for a busy machine.
 HEARD_WITHIN_S = 2 * FLUSH_S
 _LENGTH = struct.Struct("!I")
+
+# In a worker process, while a batch runs: where its tasks' live messages go (a deque the
+# watcher empties into the channel every tick). None elsewhere.
+sending: contextvars.ContextVar[Callable[[Any], None] | None] = contextvars.ContextVar(
+    "nbflow_sending", default=None
+)
 
 
 class Channel:
@@ -185,7 +195,7 @@ _WATCHER: list[threading.Thread] = []
 class _Batch:
     """A batch running in this worker: what its tasks returned, and how much was sent already."""
 
-    __slots__ = ("announced", "outbox", "outputs", "sent", "started")
+    __slots__ = ("announced", "outbox", "outputs", "reports", "sent", "started")
 
     def __init__(self, outbox: _Outbox) -> None:
         self.outbox = outbox
@@ -193,6 +203,8 @@ class _Batch:
         self.sent = 0
         self.started = time.monotonic()
         self.announced = False
+        # Appended to by the batch's tasks, emptied by the watcher: a deque needs no lock for that.
+        self.reports: collections.deque = collections.deque()
 
 
 def _watch(parent: int) -> None:
@@ -204,6 +216,10 @@ def _watch(parent: int) -> None:
             os._exit(1)
         now = time.monotonic()
         with _LOCK:
+            for batch in _ACTIVE:
+                if batch.reports:
+                    reports = [batch.reports.popleft() for _ in range(len(batch.reports))]
+                    batch.outbox.send(("reports", reports))
             for batch in [b for b in _ACTIVE if now - b.started >= FLUSH_S]:
                 if not batch.announced:
                     # Which process runs this long batch: a cancel ends this one, not the others.
@@ -250,12 +266,14 @@ def run_batch_flushing(
     current = _Batch(outbox)
     with _LOCK:
         _ACTIVE.add(current)
+    token = sending.set(current.reports.append)
     try:
         for args in batch:
             output = fn(*args)
             with _LOCK:
                 current.outputs.append(output)
     finally:
+        sending.reset(token)
         with _LOCK:
             _ACTIVE.discard(current)
     return current.outputs[current.sent :], time.perf_counter() - started

@@ -134,6 +134,8 @@ class TaskBasedParallelAction(Action):
     # Keep what each task prints with its result (see nbflow.parallel.capture) instead of letting
     # it reach the cell; sweeps do, other actions' output goes where it always went.
     capture_output: bool = False
+    # Hear each task's reports as they are made, in `_heard_report` (a sweep's live view does).
+    _hears_reports: bool = False
     ordered: bool = False
     executor: Any = None
     persister: Any = "cascade"
@@ -192,6 +194,14 @@ class TaskBasedParallelAction(Action):
 
     def _started(self, run: StepRun) -> None:
         """Called once a run of this step has its executor, before ``reduce`` sees any result."""
+
+    def _heard_report(self, run: StepRun, report: tuple) -> None:
+        """With ``_hears_reports``: ``(task index, step, metrics, first)`` from a task of ``run``, from any thread.
+
+        ``first`` says the report is the first of a new attempt (a retry starts its curve afresh).
+        It may arrive after the task's result, when it came through the channel: the result's
+        reports are the task's own.
+        """
 
     def resolve_option(self, option: str, context: ApplicationContext | None = None) -> Any:
         """What this action declares for ``option``: ``"executor"``, ``"persister"`` or ``"tracker"``.

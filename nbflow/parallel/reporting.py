@@ -6,6 +6,12 @@ state under `REPORTS`, so they come back from worker processes, Dask and Ray wit
 are cached with it, and a point that fails keeps what it reported before it failed. A retry
 starts its reports afresh.
 
+A step that listens (a sweep, for its live view) also hears each report the moment it is made,
+as ``(task index, step, metrics, first)``, where ``first`` says a new attempt began. Tasks in the
+driver's process call its listener directly; tasks in worker processes send reports through the
+step's `nbflow.parallel.channel.Channel`, a few times a second. A worker that cannot reach the
+channel (another machine of a cluster) keeps them for the task's result.
+
 Where the point runs is told by a context variable set for each attempt (see `PerAttempt`).
 """
 
@@ -13,28 +19,60 @@ from __future__ import annotations
 
 import contextvars
 import numbers
+import os
+import secrets
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from nbflow.parallel.attempts import PerAttempt
+from nbflow.parallel.channel import sending
 
-__all__ = ["report", "REPORTS", "Reports", "last_values"]
+__all__ = ["report", "REPORTS", "Reports", "last_values", "listen", "unlisten"]
 
 # The state key a task's reports travel under: (step, {metric: value}) pairs, in order.
 REPORTS = "_nbflow_reports"
 
 _warned_outside = False
 
+# The listeners of the steps running in this process, by key: (pid, listener). The pid keeps a
+# forked child from calling its parent's listener, which would update nothing the parent sees.
+_LISTENERS: dict[str, tuple[int, Callable[[tuple], None]]] = {}
+
+
+def listen(listener: Callable[[tuple], None]) -> str:
+    """Have ``listener`` hear every report of the tasks given the key returned, as it is made."""
+    key = secrets.token_hex(8)
+    _LISTENERS[key] = (os.getpid(), listener)
+    return key
+
+
+def unlisten(key: str) -> None:
+    _LISTENERS.pop(key, None)
+
+
+def _live(key: str | None) -> Callable[[tuple], None] | None:
+    """Where the reports of a task given ``key`` go as they are made: its listener, or the channel."""
+    if key is None:
+        return None
+    found = _LISTENERS.get(key)
+    if found is not None and found[0] == os.getpid():
+        return found[1]
+    return sending.get()
+
 
 class Reports(PerAttempt):
     """What one attempt of a task reported, in order."""
 
-    __slots__ = ("items",)
+    __slots__ = ("index", "items", "listen", "live")
     current = contextvars.ContextVar("nbflow_reports", default=None)
 
-    def __init__(self) -> None:
+    def __init__(self, index: int = 0, listen: str | None = None) -> None:
         super().__init__()
+        self.index = index
         self.items: list[tuple[int, dict[str, Any]]] = []
+        self.listen = listen
+        self.live: Callable[[tuple], None] | None = None
 
     def add(self, step: Any, metrics: dict[str, Any]) -> None:
         if step is None:
@@ -46,7 +84,13 @@ class Reports(PerAttempt):
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 msg = f"report({name}=...) takes a number, not {type(value).__name__} {value!r}: metrics are plotted and compared. Return other values from the point instead; they become columns of its row."
                 raise TypeError(msg)
-        self.items.append((int(step), {k: _plain(v) for k, v in metrics.items()}))
+        item = (int(step), {k: _plain(v) for k, v in metrics.items()})
+        self.items.append(item)
+        if self.listen is not None:
+            # Found at the first report, in the point's own thread: most points never report.
+            self.live, self.listen = _live(self.listen), None
+        if self.live is not None:
+            self.live((self.index, *item, len(self.items) == 1))
 
 
 def last_values(items: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:

@@ -49,8 +49,10 @@ from nbflow.errors import (
     summarize_exception,
 )
 from nbflow.fingerprint.memo import DigestMemo
+from nbflow.parallel.attempts import Collect
 from nbflow.parallel.channel import HEARD_WITHIN_S, Channel
 from nbflow.parallel.executors import Executor
+from nbflow.parallel.reporting import listen, unlisten
 from nbflow.parallel.shipping import Packer, run_shipped
 from nbflow.parallel.signatures import call_declared
 from nbflow.parallel.tasks import (
@@ -239,6 +241,10 @@ class StepRun:
         self._next_out = 0
         # The finished sub-states, kept only for an owner whose reduce may fail (see HookError).
         self.delivered: list[TaskState] | None = [] if owner._keep_finished else None
+        # An owner that hears reports as they are made gets them from tasks in this process
+        # directly, and from worker processes through the channel.
+        self.listen = listen(functools.partial(owner._heard_report, self)) if owner._hears_reports else None
+        self.collect = Collect(owner.capture_output, self.listen)
         owner._control().add(self)
 
     def request_cancel(self) -> None:
@@ -250,6 +256,8 @@ class StepRun:
     def close(self) -> None:
         self.cancel.set()
         self.owner._control().discard(self)
+        if self.listen is not None:
+            unlisten(self.listen)
         if self.cache is not None:
             self.flush_cache()
 
@@ -420,7 +428,7 @@ class StepRun:
                 common,
                 owner.timeout,
                 self.digests.modules,
-                owner.capture_output,
+                self.collect,
             )
             return run_shipped, (packer.pack(t) for t in self._tasks())
         if self.executor.is_async:
@@ -432,7 +440,7 @@ class StepRun:
             self.delivers_itself = True
         else:
             fn = run_task
-        options = (owner.retries, owner.retry_backoff_s, self.cancel, owner.timeout, owner.capture_output)
+        options = (owner.retries, owner.retry_backoff_s, self.cancel, owner.timeout, self.collect)
         items = (
             (t.graph, t.state, t.inputs, t.application_id, t.index, t.context_for(parent), *options)
             for t in self._tasks()
@@ -476,6 +484,9 @@ class StepRun:
         kind, payload = message
         if kind == "busy":
             self.worker_pids.add(payload)
+        elif kind == "reports":
+            for report in payload:
+                self.owner._heard_report(self, report)
         else:
             for raw in payload:
                 inbox.put((_RESULT, raw))

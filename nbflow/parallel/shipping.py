@@ -32,6 +32,7 @@ from typing import Any
 from nbflow.core.actions import ApplicationContext
 from nbflow.core.state import State
 from nbflow.errors import RemoteTaskError, StaleCodeError, TaskPicklingError, exception_text
+from nbflow.parallel.attempts import NOTHING_MORE, Collect
 from nbflow.parallel.tasks import Outcome, RunnableGraph, SubGraphTask, run_task
 from nbflow.persistence.code_files import check_not_stale, loaded_versions, match_versions
 from nbflow.persistence.serde import install, registrations
@@ -86,7 +87,7 @@ class Packer:
         timeout: the most seconds a task's attempt may run, or None.
         code_modules: the user modules a graph's code reaches; their file versions travel
             with it, so that workers run the code the notebook runs.
-        capture: keep what each task prints with its result (see `nbflow.parallel.capture`).
+        collect: what each task's attempts collect besides its state (see `Collect`).
     """
 
     def __init__(
@@ -99,14 +100,14 @@ class Packer:
         common: Iterable[Any] = (),
         timeout: float | None = None,
         code_modules: Callable[[RunnableGraph], Iterable[str]] = lambda graph: (),
-        capture: bool = False,
+        collect: Collect = NOTHING_MORE,
     ):
         self.action_name = action_name
         self.parent = parent
         self.retries = retries
         self.backoff_s = backoff_s
         self.timeout = timeout
-        self.capture = capture
+        self.collect = collect
         self._code_modules = code_modules
         self._graphs: dict[int, tuple[RunnableGraph, str, Any]] = {}
         self._share = share
@@ -206,7 +207,7 @@ class Packer:
             self.retries,
             self.backoff_s,
             self.timeout,
-            self.capture,
+            self.collect,
         )
         try:
             # A point of plain values needs none of cloudpickle's by-value pickling, which costs
@@ -256,7 +257,7 @@ def run_shipped(
         _GRAPH_CACHE[digest] = graph
         while len(_GRAPH_CACHE) > _GRAPH_CACHE_SIZE:
             _GRAPH_CACHE.popitem(last=False)
-    shipped, inputs, app_id, index, (context_blob, step_token), retries, backoff_s, timeout, capture = (
+    shipped, inputs, app_id, index, (context_blob, step_token), retries, backoff_s, timeout, collect = (
         pickle.loads(task_blob)
     )
     parent = _CONTEXT_CACHE.get(step_token) if step_token else None
@@ -270,7 +271,7 @@ def run_shipped(
         shipped, inputs = _restore(shipped, shared), _restore(inputs, shared)
     start = State(shipped)
     outcome = run_task(
-        graph, start, inputs, app_id, index, parent, retries, backoff_s, None, timeout, capture
+        graph, start, inputs, app_id, index, parent, retries, backoff_s, None, timeout, collect
     )
     if outcome.state is not None:
         final = outcome.state

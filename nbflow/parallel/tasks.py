@@ -37,6 +37,7 @@ from nbflow.core.state import State
 from nbflow.core.step import aexecute_step, execute_step
 from nbflow.errors import GraphError, HookContractError, TaskTimeoutError
 from nbflow.fingerprint.memo import DigestMemo
+from nbflow.parallel.attempts import NOTHING_MORE, Collect
 from nbflow.parallel.capture import OUTPUT, PointOutput
 from nbflow.parallel.daemon_threads import on_daemon_thread
 from nbflow.parallel.reporting import REPORTS, Reports
@@ -467,7 +468,7 @@ def _attempts(
     backoff_s: float = 0.0,
     cancel: threading.Event | None = None,
     timeout: float | None = None,
-    capture: bool = False,
+    collect: Collect = NOTHING_MORE,
 ) -> Generator[tuple[str, Any], Any, Outcome]:
     """The life of one task, written once for both drivers: it yields what to do, they do it.
 
@@ -485,7 +486,7 @@ def _attempts(
             return Outcome(index, app, attempt, time.perf_counter() - started, resumed=True)
         attempt += 1
         began = time.perf_counter()
-        reports, output = Reports(), PointOutput(capture)
+        reports, output = Reports(index, collect.listen), PointOutput(collect.output)
         try:
             with reports, output:
                 final = yield ("run", app)
@@ -537,7 +538,7 @@ def run_task(
     backoff_s: float = 0.0,
     cancel: threading.Event | None = None,
     timeout: float | None = None,
-    capture: bool = False,
+    collect: Collect = NOTHING_MORE,
 ) -> Outcome:
     """Run one task to its halt point, retrying failures with exponential backoff.
 
@@ -547,7 +548,7 @@ def run_task(
     with `TaskTimeoutError` (see `_within` for how it is stopped).
     """
     machine = _attempts(
-        graph, state, inputs, app_id, index, parent, retries, backoff_s, cancel, timeout, capture
+        graph, state, inputs, app_id, index, parent, retries, backoff_s, cancel, timeout, collect
     )
 
     def run(app: Application) -> State:
@@ -578,11 +579,11 @@ async def arun_task(
     backoff_s: float = 0.0,
     cancel: threading.Event | None = None,
     timeout: float | None = None,
-    capture: bool = False,
+    collect: Collect = NOTHING_MORE,
 ) -> Outcome:
     """`run_task` on an event loop: awaits the sub-application and sleeps without blocking."""
     machine = _attempts(
-        graph, state, inputs, app_id, index, parent, retries, backoff_s, cancel, timeout, capture
+        graph, state, inputs, app_id, index, parent, retries, backoff_s, cancel, timeout, collect
     )
 
     async def run(app: Application) -> State:

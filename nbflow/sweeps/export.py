@@ -52,6 +52,7 @@ import pandas as pd
 from nbflow.errors import ResultsColumnError, ResultsError, ResultsExistError, ResultsNotFoundError
 from nbflow.persistence.serde import to_json
 from nbflow.sweeps import plots
+from nbflow.sweeps.curves import curves_frame
 from nbflow.sweeps.dtype_spec import without_index
 from nbflow.sweeps.files import SUPPORTED_EXTENSIONS, kind_of, refuse_link_elsewhere, refuse_non_file
 from nbflow.sweeps.formats import SIDECAR_SUFFIX, read_results, write_results
@@ -242,20 +243,8 @@ class NbflowAccessor:
         axes = [str(a) for a in self.provenance.get("axes", {}) if a in df.columns]
         reported = self.provenance.get("curves") or {}
         renamed = (self.provenance.get("columns") or {}).get("outputs", {})
-        taken = {*axes, task_column, "step"}
-        metrics: dict[str, str] = {}
-        rows = []
-        if task_column in df.columns and reported:
-            params = df[[*axes, task_column]].to_dict("records")
-            for point in sorted(params, key=lambda p: p[task_column]):
-                for step, values in reported.get(int(point[task_column]), ()):
-                    for name in values:
-                        if name not in metrics:
-                            column = renamed.get(name, name)
-                            metrics[name] = f"{column}_metric" if column in taken else column
-                    rows.append({**point, "step": step, **{metrics[k]: v for k, v in values.items()}})
-        columns = [*axes, task_column, "step", *metrics.values()]
-        return pd.DataFrame(rows, columns=columns)
+        points = df[[*axes, task_column]].to_dict("records") if task_column in df.columns and reported else []
+        return curves_frame(points, reported, axes, task_column, renamed)
 
     def plot(self, y: str, **options: Any) -> Any:
         """Plot metric ``y`` of the finished rows in the chart the sweep's shape calls for.

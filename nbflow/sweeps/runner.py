@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import functools
 import inspect
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,10 +35,11 @@ from nbflow.parallel.reporting import REPORTS, last_values
 from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_runnable
 from nbflow.persistence.curves import TaskCurves
 from nbflow.persistence.logs import TaskLogs
+from nbflow.sweeps.curves import curves_frame
 from nbflow.sweeps.grids import Grid, grid, zipped
 from nbflow.sweeps.progress import make_progress
 from nbflow.sweeps.provenance import collect_provenance, git_in_background
-from nbflow.sweeps.results import RUN_FIELDS, ResultTable, run_column, table_rows
+from nbflow.sweeps.results import RUN_FIELDS, ResultTable, column_names, run_column, table_rows
 
 __all__ = ["Sweep", "sweep"]
 
@@ -137,6 +139,13 @@ class _SweepRun:
     final: Any = None
     provenance: dict | None = None
     git: Callable[[], dict | None] | None = None
+    # What points still running reported so far, heard as they report (see Sweep._heard_report).
+    running_curves: dict = dataclasses.field(default_factory=dict)
+    # Held while a point's row is added and while a report is heard: a report must never land
+    # in the curve of a point whose row is already final.
+    lock: Any = dataclasses.field(default_factory=threading.Lock)
+    # The live view, told when there is something new to draw.
+    view: Any = None
 
 
 class _Latest:
@@ -189,6 +198,8 @@ class Sweep(TaskBasedParallelAction):
     _keep_finished = False
     # The grid is known before anything runs.
     _tasks_ahead = True
+    # Reports feed `curves()` and the live view while points run.
+    _hears_reports = True
 
     def __init__(
         self,
@@ -275,6 +286,22 @@ class Sweep(TaskBasedParallelAction):
             return latest.rerun
         return self._frame(run)
 
+    def curves(self) -> Any:
+        """Every report heard so far, as ``df.nbflow.curves()`` has them: of finished points and running ones.
+
+        While the sweep runs, a running point's reports are here as it makes them (from worker
+        processes, Dask and Ray within a fraction of a second), before its row exists.
+        """
+        run = self._latest.run
+        if run is None:
+            return curves_frame([], {}, list(self.grid.axes), "task_id", {})
+        with run.lock:
+            reported = {**run.running_curves, **run.curves}
+            outputs = list(run.table.outputs)
+        names = column_names(self.grid.axes, outputs)
+        points = [{**self.grid[i], names["task_id"]: i} for i in reported]
+        return curves_frame(points, reported, list(self.grid.axes), names["task_id"], names["outputs"])
+
     def rerun_failed(self) -> Any:
         """Run again only the points whose last result was ``error``, ``timeout`` or ``cancelled``.
 
@@ -350,6 +377,21 @@ class Sweep(TaskBasedParallelAction):
     def tasks(self, state: State, context: ApplicationContext, inputs: dict) -> Iterator[SubGraphTask]:
         for point in self.grid:
             yield SubGraphTask(action=self.graph, state=State(point))
+
+    def _heard_report(self, step_run: Any, report: tuple) -> None:
+        index, step, metrics, first = report
+        run = self._latest.run
+        if run is None or run.control is not step_run:
+            return  # from a run that is over (a thread abandoned past its timeout)
+        with run.lock:
+            if index in run.finished:
+                return  # its row is final, with the reports its result carried
+            curve = None if first else run.running_curves.get(index)
+            if curve is None:
+                curve = run.running_curves[index] = []
+            curve.append((step, metrics))
+        if run.view is not None:
+            run.view.refresh()
 
     def _started(self, run: Any) -> None:
         # The executor that really runs the points, and the code hash the cache keys use.
@@ -432,7 +474,6 @@ class Sweep(TaskBasedParallelAction):
 
     def _add(self, run: _SweepRun, sub: TaskState) -> None:
         task = sub.task
-        run.finished.add(task.index)
         point = self.grid[task.index]
         printed = sub.get(OUTPUT)
         if printed:
@@ -449,11 +490,14 @@ class Sweep(TaskBasedParallelAction):
             status = "ok"
         outputs = self._outputs(sub) if task.error is None else {}
         reports = sub.get(REPORTS)
-        if reports:
-            run.curves.set(task.index, reports)
-            if task.error is None:
-                # The last value of each metric is a column too; what the point returned wins.
-                outputs = {**last_values(reports), **outputs}
+        with run.lock:
+            run.finished.add(task.index)
+            run.running_curves.pop(task.index, None)
+            if reports:
+                run.curves.set(task.index, reports)
+        if reports and task.error is None:
+            # The last value of each metric is a column too; what the point returned wins.
+            outputs = {**last_values(reports), **outputs}
         run.table.add(
             point,
             outputs,
