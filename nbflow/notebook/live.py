@@ -1,15 +1,26 @@
-"""What a running sweep shows in Jupyter: a table that updates in place.
+"""What a running sweep shows in Jupyter: a table and a plot that update in place, then a summary.
 
 Jupyter is detected by ``tqdm.autonotebook``'s rules: a kernel's ZMQ shell is
 loaded (or JupyterLite's), and it is not qtconsole or Spyder, which cannot
 render widgets. Nothing here imports IPython outside a notebook.
+
+While the sweep runs, one ``ipywidgets.HTML`` shows the counts, the last rows, and beside them
+the curves the points report (`nbflow.report`), running points included. A thread of its own
+redraws it, at most every ``interval_s``, when something changed: a result or a report. So a
+point costs the sweep only a flag, and a long point's curve grows on screen between results.
+When the sweep ends the widget empties, and a static summary takes its place: the counts, the
+last rows, and the final plot as an image. That is what a saved notebook keeps, and what a
+reader without the kernel (GitHub, nbviewer) sees.
 """
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,8 +46,12 @@ def in_notebook() -> bool:
 
 
 def live_table(frame: Callable[[], Any], **options: Any) -> LiveTable | None:
-    """A `LiveTable` of ``frame()`` when this is a notebook, else None (what a sweep asks for)."""
-    return LiveTable(frame, **options) if in_notebook() else None
+    """A shown `LiveTable` of ``frame()`` when this is a notebook, else None (what a sweep asks for)."""
+    if not in_notebook():
+        return None
+    table = LiveTable(frame, **options)
+    table.show()
+    return table
 
 
 _FAILED = ("error", "timeout")
@@ -44,39 +59,97 @@ _FAILED_ROW = ' style="background-color: rgba(220, 38, 38, 0.12)"'
 
 
 class LiveTable:
-    """A table in a notebook output that redraws as the sweep grows, at most every ``interval_s``.
+    """A table (and a plot of reported curves) in a notebook output, redrawn while the sweep grows.
 
-    It is an ``ipywidgets.HTML`` whose value is replaced, rather than a display that is
-    updated: widget state survives being saved in a notebook and does not churn its outputs.
+    Args:
+        frame: the results so far (called from the redrawing thread: it must be safe to).
+        interval_s: the least time between two redraws.
+        max_rows: how many of the last rows are shown.
+        total: how many points the sweep has, for ``37 of 60 done``.
+        curves: the reports so far, as ``(curves frame, axes, task id column)``; None for no plot.
+
     It looks like pandas' own table of the last ``max_rows`` rows, under a line such as
     ``37 of 60 done, 2 failed``; failed rows are tinted, and missing values are blank (an ok
     row has no error to show).
     """
 
     def __init__(
-        self, frame: Callable[[], Any], interval_s: float = 0.5, max_rows: int = 20, total: int | None = None
+        self,
+        frame: Callable[[], Any],
+        interval_s: float = 0.5,
+        max_rows: int = 20,
+        total: int | None = None,
+        curves: Callable[[], tuple[Any, list, str]] | None = None,
     ) -> None:
         self._frame = frame
+        self._curves = curves
         self.interval_s = interval_s
         self.max_rows = max_rows
         self.total = total
         self._widget: Any = None
-        self._last = 0.0
+        self._dirty = False
+        self._stop = threading.Event()
+        self._painter: threading.Thread | None = None
+        # The last plot, and what drawing it cost: a plot is redrawn at most every ten times
+        # that, so a slow machine spends at most a tenth of its time on it.
+        self._plot: bytes | None = None
+        self._plot_cost = 0.0
+        self._plot_at = -float("inf")
+
+    def show(self) -> None:
+        """Display the widget (in the cell running the sweep: call it from that cell's thread)."""
+        import ipywidgets
+        from IPython.display import display
+
+        self._widget = ipywidgets.HTML()
+        display(self._widget)
+        self._painter = threading.Thread(target=self._paint_loop, name="nbflow-live", daemon=True)
+        self._painter.start()
 
     def refresh(self, force: bool = False) -> None:
-        """Redraw the table if ``interval_s`` has passed since the last redraw (always when ``force``)."""
-        now = time.monotonic()
-        if not force and now - self._last < self.interval_s:
-            return
-        self._last = now
-        value = self.render(self._frame())
-        if self._widget is None:
-            import ipywidgets
-            from IPython.display import display
+        """Something changed: redraw within ``interval_s`` (now, in this thread, when ``force``)."""
+        if force:
+            self._paint()
+        else:
+            self._dirty = True
 
-            self._widget = ipywidgets.HTML()
-            display(self._widget)
-        self._widget.value = value
+    def _paint_loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            if self._dirty:
+                self._dirty = False
+                self._paint()
+
+    def _paint(self) -> None:
+        if self._widget is None:
+            return
+        table = self.render(self._frame())
+        png = self._plot_png()
+        self._widget.value = _beside(table, png) if png else table
+
+    def _plot_png(self, final: bool = False) -> bytes | None:
+        """The curves as a PNG (the last one, when drawing a new one would come too soon)."""
+        if self._curves is None:
+            return None
+        now = time.monotonic()
+        if not final and now - self._plot_at < max(self.interval_s, 10 * self._plot_cost):
+            return self._plot
+        curves, axes, task = self._curves()
+        metrics = [c for c in curves.columns if c not in (*axes, task, "step")]
+        if not metrics:
+            return None
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            return None  # the live plot is the `plot` extra's; the table is drawn all the same
+        from nbflow.sweeps.plots import plot_curves
+
+        figure = Figure(figsize=(4.8, 3.2), dpi=80, layout="constrained")
+        plot_curves(curves, metrics[0], axes=axes, task=task, ax=figure.add_subplot())
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        self._plot, self._plot_at = buffer.getvalue(), now
+        self._plot_cost = time.monotonic() - now
+        return self._plot
 
     def render(self, frame: Any) -> str:
         """The HTML for ``frame``: the counts line, then the table of its last rows."""
@@ -85,6 +158,9 @@ class LiveTable:
         failed = sum(s in _FAILED for s in statuses)
         done = f"{len(frame)} of {self.total} done" if self.total is not None else f"{len(frame)} done"
         counts = done + (f", {failed} failed" if failed else "")
+        return f"<div>{html.escape(counts)}</div>{self._table(frame, statuses)}"
+
+    def _table(self, frame: Any, statuses: list) -> str:
         shown = frame.tail(self.max_rows) if len(frame) > self.max_rows else frame
         table = _blank_gaps(shown).to_html(max_cols=20, na_rep="")
         # pandas writes one "<tr>" per body row, in order: tint those that failed.
@@ -95,12 +171,39 @@ class LiveTable:
             ("<tr" + _FAILED_ROW + ">" if position < len(tinted) and tinted[position] else "<tr>") + row
             for position, row in enumerate(rows)
         )
-        return f"<div>{html.escape(counts)}</div>{head}{tbody}{body}"
+        return f"{head}{tbody}{body}"
 
     def close(self, summary: str) -> None:
-        """Replace the table with a one-line ``summary`` (the cell's own output shows the result)."""
-        if self._widget is not None:
-            self._widget.value = f"<b>{html.escape(summary)}</b>"
+        """Stop redrawing; leave a static ``summary`` line, the last rows and the final plot.
+
+        The rows leave out ``duration_s``, which differs from run to run where the results do not.
+        """
+        self._stop.set()
+        if self._painter is not None:
+            self._painter.join()
+        if self._widget is None:
+            return
+        from IPython.display import Image, display
+
+        self._widget.value = ""
+        frame = self._frame()
+        duration = run_column(frame, "duration_s")
+        rows = frame.drop(columns=[duration]) if duration in frame.columns else frame
+        status = run_column(frame, "status")
+        statuses = frame[status].tolist() if status in frame.columns else []
+        table = self._table(rows, statuses) if len(frame) else ""
+        display({"text/html": f"<b>{html.escape(summary)}</b>{table}", "text/plain": summary}, raw=True)
+        png = self._plot_png(final=True)
+        if png:
+            display(Image(data=png, format="png"))
+
+
+def _beside(table: str, png: bytes) -> str:
+    image = base64.b64encode(png).decode("ascii")
+    return (
+        '<div style="display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start">'
+        f'<div>{table}</div><img src="data:image/png;base64,{image}" alt="curves"></div>'
+    )
 
 
 def _blank_gaps(frame: Any) -> Any:

@@ -378,6 +378,10 @@ class Sweep(TaskBasedParallelAction):
         for point in self.grid:
             yield SubGraphTask(action=self.graph, state=State(point))
 
+    def _live_curves(self) -> tuple[Any, list, str]:
+        curves = self.curves()
+        return curves, list(self.grid.axes), curves.columns[len(self.grid.axes)]
+
     def _heard_report(self, step_run: Any, report: tuple) -> None:
         index, step, metrics, first = report
         run = self._latest.run
@@ -414,8 +418,8 @@ class Sweep(TaskBasedParallelAction):
         table = run.table
         bar = make_progress(self.progress, len(self.grid), self.name)
         # In a notebook, the notebook layer's live table; elsewhere None.
-        live = (
-            extension("live_table")(functools.partial(self._frame, run), total=len(self.grid))
+        live = run.view = (
+            extension("live_table")(run.table.frame, total=len(self.grid), curves=self._live_curves)
             if self.live
             else None
         )

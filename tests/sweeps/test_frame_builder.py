@@ -200,6 +200,9 @@ def test_frame_builder_dtypes_same_with_and_without_live_reads(live, monkeypatch
         def __init__(self, frame, **kwargs):
             self.frame = frame
 
+        def show(self):
+            pass
+
         def refresh(self, force=False):
             reads.append(self.frame().dtypes.to_dict())
 

@@ -194,6 +194,9 @@ def test_stop_summary_line_says_the_sweep_was_interrupted(monkeypatch):
         def __init__(self, frame, **kwargs):
             pass
 
+        def show(self):
+            pass
+
         def refresh(self, force=False):
             pass
 
