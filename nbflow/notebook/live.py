@@ -158,7 +158,9 @@ class LiveTable:
         failed = sum(s in _FAILED for s in statuses)
         done = f"{len(frame)} of {self.total} done" if self.total is not None else f"{len(frame)} done"
         counts = done + (f", {failed} failed" if failed else "")
-        return f"<div>{html.escape(counts)}</div>{self._table(frame, statuses)}"
+        # Before the first row, a table of headers only would say nothing the counts do not.
+        table = self._table(frame, statuses) if len(frame) else ""
+        return f"<div>{html.escape(counts)}</div>{table}"
 
     def _table(self, frame: Any, statuses: list) -> str:
         shown = frame.tail(self.max_rows) if len(frame) > self.max_rows else frame

@@ -199,6 +199,13 @@ class JoblibExecutor(Executor):
     def _default_concurrency(self) -> int | None:
         return None
 
+    @property
+    def n_jobs(self) -> int:
+        """How many tasks run at once: ``max_concurrency``, else joblib's setting, else this executor's default."""
+        n = self.max_concurrency or configured("n_jobs") or self._default_concurrency() or 1
+        # joblib's negative counts: -1 is every core, -2 all but one...
+        return max(1, (os.cpu_count() or 1) + 1 + n) if n < 0 else n
+
     def _parallel(self) -> Any:
         import joblib
 

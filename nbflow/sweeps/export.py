@@ -153,7 +153,7 @@ class NbflowAccessor:
         if mode not in ("max", "min"):
             msg = f"best(mode=...) takes 'max' or 'min', not {mode!r}."
             raise ResultsError(msg)
-        numeric = [str(c) for c, t in df.dtypes.items() if _is_number(t)]
+        numeric = [str(c) for c, t in df.dtypes.items() if plots.is_number(t)]
         if metric not in df.columns:
             msg = f"No column {metric!r} in these results. Numeric columns: {numeric}. Pass one of them to best()."
             raise ResultsColumnError(msg)
@@ -161,7 +161,7 @@ class NbflowAccessor:
         if isinstance(column, pd.DataFrame):
             msg = f"Column {metric!r} appears {column.shape[1]} times in these results; best() needs one. Rename the duplicates."
             raise ResultsError(msg)
-        if not _is_number(column.dtype):
+        if not plots.is_number(column.dtype):
             msg = f"Column {metric!r} holds {column.dtype} values, not numbers, so best() cannot rank it. Numeric columns: {numeric}."
             raise ResultsError(msg)
         rows = self.ok() if run_column(df, "status") in df.columns else df
@@ -345,7 +345,3 @@ def _no_best_message(df: pd.DataFrame, rows: pd.DataFrame, metric: str) -> str:
         else ""
     )
     return f"No row to take the best {metric!r} from: {why}.{fix}"
-
-
-def _is_number(dtype: Any) -> bool:
-    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)

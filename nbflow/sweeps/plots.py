@@ -22,7 +22,7 @@ import pandas as pd
 from nbflow.errors import MissingDependencyError, ResultsError
 from nbflow.sweeps.naming import run_column
 
-__all__ = ["plot", "plot_curves", "KINDS"]
+__all__ = ["plot", "plot_curves", "done_rows", "is_number", "KINDS"]
 
 KINDS = ("line", "bar", "heatmap", "parallel")
 # Axes that repeat a point rather than move it: averaged over, not plotted against.
@@ -40,7 +40,7 @@ def _new_axes() -> Any:
     return plt.subplots(figsize=(6.4, 4.2), layout="constrained")[1]
 
 
-def _is_number(values: pd.Series) -> bool:
+def is_number(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
@@ -55,13 +55,13 @@ def _sweep_axes(df: pd.DataFrame, axes: Sequence[Any] | None) -> list[Any]:
     return [a for a in axes if a in df.columns]
 
 
-def _done(df: pd.DataFrame, y: str) -> pd.DataFrame:
+def done_rows(df: pd.DataFrame, y: str) -> pd.DataFrame:
     """The rows that finished (``ok`` or ``cached``) with a value of ``y``."""
     if y not in df.columns:
-        numbers = [str(c) for c in df.columns if _is_number(df[c])]
+        numbers = [str(c) for c in df.columns if is_number(df[c])]
         msg = f"No column {y!r} to plot. Pass y= one of the numeric columns: {numbers}."
         raise ResultsError(msg)
-    if not _is_number(df[y]):
+    if not is_number(df[y]):
         msg = f"Column {y!r} holds {df[y].dtype} values, which cannot be plotted as a metric. Pass y= a numeric column."
         raise ResultsError(msg)
     status = run_column(df, "status")
@@ -75,7 +75,7 @@ def _done(df: pd.DataFrame, y: str) -> pd.DataFrame:
 
 def _log_spaced(values: pd.Series) -> bool:
     """Numbers a sweep spread over decades (1e-4 ... 1e-1): plotted on a log scale."""
-    if not _is_number(values):
+    if not is_number(values):
         return False
     low, high = values.min(), values.max()
     return bool(low > 0 and high / low >= 100)
@@ -110,7 +110,7 @@ def _choose(rows: pd.DataFrame, axes: list[Any], kind: str | None, x: Any, by: A
             msg = f"A heatmap needs two axes, and only {x!r} varies. Pass by= another column, or kind='line'."
             raise ResultsError(msg)
         by = free.pop(0)
-    if kind == "line" and not _is_number(rows[x]):
+    if kind == "line" and not is_number(rows[x]):
         kind = "bar"
     return kind, x, by
 
@@ -144,7 +144,7 @@ def plot(
             finished row has a value of ``y``.
         MissingDependencyError: matplotlib is not installed (the ``plot`` extra).
     """
-    rows = _done(df, y)
+    rows = done_rows(df, y)
     sweep_axes = _sweep_axes(df, axes)
     if not sweep_axes and x is None:
         msg = "These results do not say which columns are the sweep's axes (their provenance is missing). Pass x= the column to plot against, or axes=[...]."
@@ -195,8 +195,8 @@ def _lines(ax: Any, rows: pd.DataFrame, x: Any, by: Any, y: str, bars: bool, **k
 
 def _heatmap(ax: Any, rows: pd.DataFrame, x: Any, by: Any, y: str, **kwargs: Any) -> Any:
     stats = _stats(rows, [by, x], y)
-    columns = sorted(stats[x].unique(), key=_order) if _is_number(rows[x]) else list(stats[x].unique())
-    index = sorted(stats[by].unique(), key=_order) if _is_number(rows[by]) else list(stats[by].unique())
+    columns = sorted(stats[x].unique(), key=_order) if is_number(rows[x]) else list(stats[x].unique())
+    index = sorted(stats[by].unique(), key=_order) if is_number(rows[by]) else list(stats[by].unique())
     table = stats.pivot(index=by, columns=x, values="mean").reindex(index=index, columns=columns)
     image = ax.imshow(table.to_numpy(dtype=float), aspect="auto", **{"cmap": "viridis", **kwargs})
     ax.set_xticks(range(len(columns)), [_short(c) for c in columns])
@@ -222,7 +222,7 @@ def _parallel(ax: Any, rows: pd.DataFrame, axes: list[Any], y: str, **kwargs: An
     ticks = {}
     for column in columns:
         values = rows[column]
-        if _is_number(values):
+        if is_number(values):
             numbers = values.astype(float)
             if _log_spaced(values):
                 numbers = numbers.map(math.log10)
@@ -286,7 +286,7 @@ def plot_curves(
 
     points = curves[curves[metric].notna()].groupby(task, sort=True)
     colour: Any = lambda value: None  # noqa: E731 - matplotlib's colour cycle
-    if by is not None and _is_number(curves[by]):
+    if by is not None and is_number(curves[by]):
         values = curves[by]
         norm: Any = (
             mpl.colors.LogNorm(values.min(), values.max())
@@ -303,7 +303,7 @@ def plot_curves(
     for _, part in points:
         value = part[by].iloc[0] if by is not None else None
         label = None
-        if by is not None and not _is_number(curves[by]) and value not in labelled:
+        if by is not None and not is_number(curves[by]) and value not in labelled:
             labelled.add(value)
             label = _short(value)
         ax.plot(part["step"], part[metric], color=colour(value), label=label, **kwargs)

@@ -114,7 +114,7 @@ class RangeControl(AxisControl):
         else:
             # A readout with 3 significant digits shows 0.001 and 250.0 alike; the default '.2f' would not.
             widget = ipywidgets.FloatRangeSlider(
-                min=float(low), max=float(high), step=float(step), readout_format=".3g"
+                min=float(low), max=float(high), step=float(step), readout_format=".4"
             )
         widget.value = value if value is not None else (low, high)
         widget.description = name
@@ -143,10 +143,10 @@ class LogRangeControl(AxisControl):
         self.step = float(step)
         lo, hi = math.log10(low), math.log10(high)
         self.low = ipywidgets.FloatLogSlider(
-            value=low, base=10, min=lo, max=hi, step=self.step, description=name, readout_format=".3g"
+            value=low, base=10, min=lo, max=hi, step=self.step, description=name, readout_format=".4"
         )
         self.high = ipywidgets.FloatLogSlider(
-            value=high, base=10, min=lo, max=hi, step=self.step, description="to", readout_format=".3g"
+            value=high, base=10, min=lo, max=hi, step=self.step, description="to", readout_format=".4"
         )
         for slider in (self.low, self.high):
             slider.continuous_update = False

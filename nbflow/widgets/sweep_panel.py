@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import html
+import os
 import threading
 import time
 from pathlib import Path
@@ -19,17 +20,28 @@ from typing import Any
 import ipywidgets
 
 from nbflow.errors import SweepError
+from nbflow.parallel.registry import resolve_executor
 from nbflow.sweeps.grids import Grid, grid
 from nbflow.sweeps.runner import Sweep
 from nbflow.widgets.axis_controls import AxisControl, control_for, controls_from_signature
+from nbflow.widgets.panel_plot import metric_plot
 from nbflow.widgets.progress import WidgetProgress
-from nbflow.widgets.svg_plot import metric_plot
 
 __all__ = ["SweepPanel"]
 
 # Columns every sweep frame has that are not outputs of the target.
 _BOOKKEEPING = ("status", "error", "attempts", "duration_s", "task_id")
 _RESERVED = ("progress", "live")
+# Chromium draws the options of an unfocused multi-select grey, as if disabled: a fully selected
+# axis looked switched off. Selected options are drawn selected, focused or not.
+_PANEL_STYLE = (
+    "<style>.nbflow-sweep-panel select[multiple] option:checked{"
+    "background:#1976d2 linear-gradient(0deg,#1976d2 0%,#1976d2 100%);color:#fff}</style>"
+)
+# Executors that take no n_jobs: an instance is made already, None is the application's.
+_FIXED_CONCURRENCY = ("sequential", None)
+# Named executors made here to read their default n_jobs; a cluster's would connect to it.
+_LOCAL_EXECUTORS = ("threads", "processes", "async")
 # JupyterLab styles a DataFrame's own output, not a table inside an HTML widget; give it the basics.
 _TABLE_STYLE = (
     "<style>.nbflow-sweep-table{border-collapse:collapse;font-size:12px}"
@@ -118,14 +130,14 @@ class SweepPanel:
         self._frame: Any = None
         self._quiet = False
 
-        self._build_widgets(export_path)
+        self._build_widgets(export_path, self.sweep_options.pop("n_jobs", None))
         for control in self.controls.values():
             control.observe(self._update_size)
         self._update_size()
 
     # -- the widgets ---------------------------------------------------------------------------
 
-    def _build_widgets(self, export_path: str) -> None:
+    def _build_widgets(self, export_path: str, n_jobs: int | None) -> None:
         self.size_label = ipywidgets.HTML()
         self.run_button = ipywidgets.Button(description="Run", icon="play", button_style="success")
         self.cancel_button = ipywidgets.Button(description="Cancel", icon="stop", disabled=True)
@@ -139,6 +151,18 @@ class SweepPanel:
         self.export_path = ipywidgets.Text(value=export_path, description="export to")
         self.export_button = ipywidgets.Button(description="Export", icon="download")
         self.export_status = ipywidgets.HTML()
+        executor = self.sweep_options.get("executor", "threads")
+        fixed = not isinstance(executor, str) or executor in _FIXED_CONCURRENCY
+        # How many points run at once, given to Sweep(n_jobs=...) on each Run.
+        self.n_jobs = ipywidgets.BoundedIntText(
+            value=n_jobs or (1 if fixed else _default_n_jobs(executor)),
+            min=1,
+            max=1024,
+            description="n_jobs",
+            disabled=fixed,
+            layout=ipywidgets.Layout(width="140px"),
+            style={"description_width": "50px"},
+        )
 
         self.run_button.on_click(self._on_run)
         self.cancel_button.on_click(lambda button: self.cancel())
@@ -159,9 +183,9 @@ class SweepPanel:
         self.table.value = self._table_html(self.results)
         self.widget = ipywidgets.VBox(
             [
-                ipywidgets.HTML(f"<b>Sweep of {html.escape(self.name)}</b>"),
+                ipywidgets.HTML(f"{_PANEL_STYLE}<b>Sweep of {html.escape(self.name)}</b>"),
                 ipywidgets.VBox([c.widget for c in self.controls.values()]),
-                ipywidgets.HBox([self.size_label, self.run_button, self.cancel_button]),
+                ipywidgets.HBox([self.size_label, self.n_jobs, self.run_button, self.cancel_button]),
                 ipywidgets.HBox([self.progress, self.status]),
                 ipywidgets.HBox([self.metric_dropdown, self.axis_dropdown]),
                 self.plot,
@@ -217,12 +241,16 @@ class SweepPanel:
             msg = f"The sweep panel for {self.name} has no points to run: axis {empty[0]!r} has no values selected. Select at least one."
             raise SweepError(msg)
         progress = functools.partial(WidgetProgress, self.progress, on_update=self._progressed)
-        sweep = Sweep(self.target, points, progress=progress, live=False, **self.sweep_options)
+        options = dict(self.sweep_options)
+        if not self.n_jobs.disabled:
+            options["n_jobs"] = self.n_jobs.value
+        sweep = Sweep(self.target, points, progress=progress, live=False, **options)
         self._runs += 1
         self.sweep, self.error, self._cancel_requested = sweep, None, False
         self._started = time.monotonic()
         self.run_button.disabled, self.cancel_button.disabled = True, False
         self.status.value = f"Run {self._runs}: starting {len(points)} points…"
+        self.export_status.value = ""  # it spoke of the last run's results
         # A thread, not a process: the target and its results stay in this kernel, and the cell returns.
         self._thread = threading.Thread(
             target=self._work, args=(sweep,), name=f"nbflow-sweep-panel-{self._runs}", daemon=True
@@ -267,12 +295,17 @@ class SweepPanel:
         Raises:
             SweepError: there are no results yet.
         """
+        return self._export(path)[0]
+
+    def _export(self, path: str | Path | None) -> tuple[Path, Any]:
+        """Where it wrote, and the frame it wrote (taken once: a running sweep's grows meanwhile)."""
         if self.sweep is None:
             msg = f"The sweep panel for {self.name} has no results to export yet: press Run (or call panel.run()) first."
             raise SweepError(msg)
         import nbflow.sweeps.export  # noqa: F401  (registers the df.nbflow accessor)
 
-        return self.results.nbflow.export(path if path is not None else self.export_path.value)
+        frame = self.results
+        return frame.nbflow.export(path if path is not None else self.export_path.value), frame
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -285,11 +318,16 @@ class SweepPanel:
 
     def _on_export(self, button: Any) -> None:
         try:
-            path = self.export()
+            path, frame = self._export(None)
         except Exception as exc:
             self.export_status.value = _error_html(exc)
             return
-        self.export_status.value = f"Wrote {html.escape(str(path))} ({len(self.results)} rows)."
+        counts = frame["status"].value_counts() if len(frame) else {}
+        statuses = ", ".join(f"{n} {status}" for status, n in sorted(dict(counts).items()))
+        rows = f"{len(frame)} row{'' if len(frame) == 1 else 's'}"
+        self.export_status.value = f"Wrote {html.escape(str(path))}: {rows}" + (
+            f" ({statuses})." if statuses else "."
+        )
 
     def _work(self, sweep: Sweep) -> None:
         try:
@@ -327,6 +365,10 @@ class SweepPanel:
         total = len(self.sweep) if self.sweep is not None else 0
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         elapsed = time.monotonic() - self._started
+        # The status goes last: once it says finished, the table and plot show the final rows.
+        self.table.value = self._table_html(frame)
+        self._update_metrics(frame)
+        self._draw_plot()
         if not final:
             self.status.value = f"Run {self._runs}: {done} of {total} points · {summary} · {elapsed:.1f} s"
         elif self.error is not None:
@@ -338,9 +380,6 @@ class SweepPanel:
             self.status.value = (
                 f"Run {self._runs} {verb}: {done} of {total} points · {summary} · {elapsed:.1f} s"
             )
-        self.table.value = self._table_html(frame)
-        self._update_metrics(frame)
-        self._draw_plot()
 
     def _table_html(self, frame: Any) -> str:
         shown = frame.tail(self.max_rows) if len(frame) > self.max_rows else frame
@@ -358,6 +397,11 @@ class SweepPanel:
 
     def _update_metrics(self, frame: Any) -> None:
         import pandas as pd
+
+        if frame.empty and self.metric_dropdown.options:
+            # A new run has no outputs yet: keep the last run's metrics, and the one the user chose,
+            # rather than narrow them to duration_s and lose the choice.
+            return
 
         outputs = [
             c
@@ -388,8 +432,20 @@ class SweepPanel:
             return
         control = self.controls.get(axis)
         self.plot.value = metric_plot(
-            self._frame, metric, axis, log_x=control is not None and control.kind == "log"
+            self._frame,
+            metric,
+            axis,
+            list(self.controls),
+            log_x=control is not None and control.kind == "log",
         )
+
+
+def _default_n_jobs(executor: str) -> int:
+    """What the executor named runs at once by default; the number of cores for a cluster's."""
+    if executor in _LOCAL_EXECUTORS:
+        made = resolve_executor(executor)
+        return getattr(made, "n_jobs", None) or made.max_concurrency
+    return os.cpu_count() or 1
 
 
 def _error_html(exc: BaseException) -> str:

@@ -83,3 +83,11 @@ def test_live_table_tints_the_right_rows_when_it_shows_only_the_last_ones():
     assert page.startswith("<div>7 done, 3 failed</div>")
     assert page.count("background-color") == 1  # of rows 4, 5, 6 only 5 failed
     assert page.index("background-color") < page.index("<th>5</th>") < page.index("<th>6</th>")
+
+
+def test_live_table_before_the_first_row_shows_only_the_counts():
+    pd = pytest.importorskip("pandas")
+    from nbflow.notebook.live import LiveTable
+
+    empty = pd.DataFrame({"x": [], "status": []})
+    assert LiveTable(lambda: empty, total=6).render(empty) == "<div>0 of 6 done</div>"

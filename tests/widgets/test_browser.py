@@ -217,7 +217,16 @@ def test_browser_widgets_render_run_and_show_results(lab):
             assert bar.evaluate("el => el.style.width") == "100%"
             assert "progress-bar-success" in bar.get_attribute("class")
             assert page.locator(".nbflow-sweep-panel .nbflow-sweep-table tbody tr").count() == EXPECTED_ROWS
-            assert page.locator(".nbflow-sweep-panel svg.nbflow-plot circle").count() == EXPECTED_ROWS
+            points = page.locator(".nbflow-sweep-panel svg.nbflow-plot g[id^='nbflow-point-']")
+            assert points.count() == EXPECTED_ROWS
+            # Hovering a point shows its parameters: the browser's tooltip is the point's <title>.
+            assert points.first.locator("title").text_content().startswith("lr=")
+            # A log slider reads out 0.001 as typed, not 0.00100.
+            assert "0.001" in page.locator(".nbflow-sweep-panel .widget-readout").all_inner_texts()
+            # A fully selected multi-select is drawn selected (white on blue), not grey as if disabled.
+            checked = page.locator(".nbflow-sweep-panel select[multiple] option:checked")
+            assert checked.count() == 2
+            assert checked.first.evaluate("o => getComputedStyle(o).color") == "rgb(255, 255, 255)"
 
             graph = page.locator(".jp-CodeCell", has_text="view = GraphView(app)").locator(
                 ".jp-OutputArea-output .widget-html", has=page.locator("svg")
@@ -233,6 +242,114 @@ def test_browser_widgets_render_run_and_show_results(lab):
             graph.locator("svg").screenshot(path=str(shots / "graph_view.png"))
         finally:
             # Stop the kernel from the page too, so nothing outlives the test even if the server must be killed.
+            try:
+                page.evaluate(
+                    """() => Promise.race([
+                        window.jupyterapp.serviceManager.sessions.shutdownAll(),
+                        new Promise(resolve => setTimeout(resolve, 10000)),
+                    ])"""
+                )
+            except Exception:
+                pass
+            browser.close()
+
+
+# A sweep whose points report a curve, then hold at epoch 6 until the test has taken the
+# mid-run screenshot and creates the file `release` beside the notebook.
+_LIVE_SWEEP = """\
+import pathlib, time
+import nbflow
+
+def train(lr, depth):
+    for epoch in range(12):
+        nbflow.report(step=epoch, loss=1 / (1 + lr * epoch * depth))
+        if epoch == 5:
+            while not pathlib.Path("release").exists():
+                time.sleep(0.05)
+        if lr == 1.0 and depth == 4 and epoch == 8:
+            raise FloatingPointError("loss diverged at epoch 8")
+    return {"acc": 1 - 1 / (1 + lr * depth)}
+
+df = nbflow.sweep(train, {"lr": [0.01, 0.1, 1.0], "depth": [2, 4]}, n_jobs=6, progress=False)
+"""
+
+
+def test_browser_live_sweep_plots_curves_while_it_runs_and_leaves_a_summary(lab):
+    """Mid-run the live view shows the rows so far beside a plot of every point's curve; at the end a static summary and image stay."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright is not installed; install it with pip install -e '.[dev]'."
+    )
+    import nbformat
+
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip(
+            "Chromium not found at /usr/bin/chromium or on PATH; install it with apt-get install chromium."
+        )
+    url, log = lab
+    root = log.parent / "root"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(_LIVE_SWEEP)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "live_sweep.ipynb")
+    shots = SCREENSHOTS if os.environ.get("NBFLOW_UPDATE_SCREENSHOTS") == "1" else log.parent
+    shots.mkdir(parents=True, exist_ok=True)
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, args=CHROMIUM_FLAGS, headless=True, timeout=START_S * 1000
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.set_default_timeout(STEP_S * 1000)
+            page.goto(f"{url}/lab/tree/live_sweep.ipynb", timeout=START_S * 1000)
+            _wait_for(
+                page,
+                """() => {
+                    const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                    const kernel = panel && panel.sessionContext && panel.sessionContext.session
+                        && panel.sessionContext.session.kernel;
+                    return !!kernel && kernel.status === 'idle';
+                }""",
+                "the notebook opening with an idle kernel",
+                START_S,
+                log,
+            )
+            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+            # Every point holds at epoch 6: the plot has six curves of six steps, no row is done.
+            live = page.locator(".jp-OutputArea-output .widget-html")
+            _wait_for(
+                page,
+                "() => !!document.querySelector('.jp-OutputArea-output .widget-html img[alt=curves]')",
+                "the live view plotting the curves of running points",
+                RUN_S,
+                log,
+            )
+            assert "0 of 6 done" in live.inner_text()
+            live.screenshot(path=str(shots / "live_sweep_running.png"))
+
+            (root / "release").touch()
+            _wait_for(
+                page,
+                """() => [...document.querySelectorAll('.jp-OutputArea-output b')]
+                        .some(b => b.textContent.startsWith('train: 5 ok, 1 error'))""",
+                "the static summary replacing the live view",
+                RUN_S,
+                log,
+            )
+            assert live.inner_text().strip() == ""
+            summary = page.locator(".jp-OutputArea-output", has=page.locator("b", has_text="train: 5 ok"))
+            assert summary.locator("tbody tr").count() == 6
+            assert "loss diverged at epoch 8" in summary.inner_text()
+            _wait_for(
+                page,
+                "() => document.querySelectorAll('.jp-OutputArea-output img').length === 1",
+                "the final plot, as an image, after the summary",
+                STEP_S,
+                log,
+            )
+            page.locator(".jp-Cell-outputArea").first.screenshot(path=str(shots / "live_sweep_done.png"))
+        finally:
             try:
                 page.evaluate(
                     """() => Promise.race([

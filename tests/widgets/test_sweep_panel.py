@@ -230,9 +230,11 @@ def test_sweep_panel_run_fills_results_progress_table_and_plot():
     # The plot: loss (the first output) against lr on a log scale, a dot per point, the means joined.
     assert panel.metric_dropdown.options == ("loss", "acc", "duration_s")
     assert panel.metric_dropdown.value == "loss"
+    # Drawn by nbflow.sweeps.plots: the mean over depth and optimizer at each lr, and a dot per
+    # point whose hover title gives its parameters.
     assert "loss against lr (log scale)" in panel.plot.value
-    assert panel.plot.value.count('class="nbflow-plot-point"') == 12
-    assert len(re.search(r'class="nbflow-plot-mean" points="([^"]*)"', panel.plot.value)[1].split()) == 3
+    assert panel.plot.value.count('<g id="nbflow-point-') == 12
+    assert "<title>lr=0.01, depth=1, optimizer=adam, loss=0.01</title>" in panel.plot.value
 
 
 def test_sweep_panel_dropdowns_choose_metric_and_axis():
@@ -246,7 +248,7 @@ def test_sweep_panel_dropdowns_choose_metric_and_axis():
     assert "log scale" not in panel.plot.value
     panel.axis_dropdown.value = "optimizer"
     assert "acc against optimizer" in panel.plot.value
-    assert ">adam</text>" in panel.plot.value and ">sgd</text>" in panel.plot.value
+    assert re.search(r">adam</text>.*>sgd</text>", panel.plot.value, re.S)
 
 
 def test_sweep_panel_run_twice_replaces_results():
@@ -392,7 +394,7 @@ def test_sweep_panel_export_button_writes_file_with_provenance(tmp_path):
     panel.export_path.value = str(target)
     panel.export_button.click()
     assert target.exists()
-    assert f"Wrote {target} (4 rows)." == panel.export_status.value
+    assert f"Wrote {target}: 4 rows (4 ok)." == panel.export_status.value
     back = load_results(target)
     assert (
         back[["lr", "depth", "loss"]].values.tolist()
@@ -469,3 +471,44 @@ def test_sweep_panel_timeout_option_makes_hung_points_timeout_rows():
     finally:
         RELEASE_PANEL.set()
     assert df["status"].tolist() == ["ok", "ok", "timeout"]
+
+
+def test_sweep_panel_export_says_how_many_rows_of_each_status_and_a_new_run_clears_it(tmp_path):
+    """The message counts what the file holds by status; it spoke of one run, so the next run clears it."""
+
+    def fragile(lr, depth):
+        if depth == 2:
+            raise ValueError("depth 2 diverges")
+        return {"loss": lr}
+
+    panel = SweepPanel(fragile, lr=[0.01, 0.1], depth=(1, 3))
+    panel.run()
+    panel.wait(timeout=60)
+    panel.export_path.value = str(tmp_path / "runs.csv")
+    panel.export_button.click()
+    assert panel.export_status.value == f"Wrote {tmp_path / 'runs.csv'}: 6 rows (2 error, 4 ok)."
+    assert len(load_results(tmp_path / "runs.csv")) == 6
+    panel.run()
+    assert panel.export_status.value == ""
+    panel.wait(timeout=60)
+
+
+def test_sweep_panel_n_jobs_control_sets_how_many_points_run_at_once():
+    """The n_jobs field goes to Sweep(n_jobs=...) on each Run; a fixed executor greys it out."""
+    panel = SweepPanel(train, lr=[0.01, 0.1], depth=(1, 2), sweep_options={"n_jobs": 3})
+    assert panel.n_jobs.value == 3 and not panel.n_jobs.disabled
+    panel.n_jobs.value = 2
+    panel.run()
+    panel.wait(timeout=60)
+    assert panel.sweep.executor.max_concurrency == 2
+    fixed = SweepPanel(train, lr=[0.1], depth=[1], sweep_options={"executor": "sequential"})
+    assert fixed.n_jobs.disabled and fixed.n_jobs.value == 1
+    fixed.run()
+    assert fixed.wait(timeout=60)["status"].tolist() == ["ok"]
+
+
+def test_sweep_panel_log_slider_reads_out_values_as_typed():
+    """0.001, not 0.00100: a d3 format with no type is g without its insignificant trailing zeros."""
+    panel = SweepPanel(train, lr=(1e-3, 1e-1, "log"), depth=(1, 2))
+    control = panel.controls["lr"]
+    assert control.low.readout_format == control.high.readout_format == ".4"
