@@ -19,6 +19,7 @@ import os
 import sqlite3
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,12 @@ class LocalTracker(LifecycleHook):
     ) -> None:
         ended = time.time()
         started, inputs = self._starts.pop((app.app_id, sequence_id), (ended, {}))
-        error = f"{type(exception).__name__}: {exception}" if exception is not None else None
+        # The one-line summary, and after a NUL the traceback: one column, readable by older nbflow.
+        error = (
+            f"{type(exception).__name__}: {exception}\0{''.join(traceback.format_exception(exception))}"
+            if exception is not None
+            else None
+        )
         row = (app.app_id, sequence_id, action.name, started, ended, inputs, written, deleted, error)
         with self._lock:
             self._steps.append(row)
@@ -244,9 +250,26 @@ class LocalTracker(LifecycleHook):
                 "inputs": _load(inputs),
                 "written": _load(written),
                 "deleted": json.loads(deleted),
-                "exception": err,
+                "exception": err.partition("\0")[0] if err is not None else None,
+                "traceback": err.partition("\0")[2] or err if err is not None else None,
             }
             for a, seq, name, t0, t1, inputs, written, deleted, err in rows
+        ]
+
+    def children(self, parent_app_id: str) -> list[dict]:
+        """The sub-applications of ``parent_app_id``, oldest first: each one's id, starting state,
+        first action (None before its first step is recorded) and whether a step of it raised.
+        """
+        rows = self._query(
+            """SELECT a.app_id, a.initial_state,
+                   (SELECT action FROM steps s WHERE s.app_id = a.app_id ORDER BY sequence_id LIMIT 1),
+                   EXISTS (SELECT 1 FROM steps s WHERE s.app_id = a.app_id AND s.exception IS NOT NULL)
+               FROM apps a WHERE parent_app_id = ? ORDER BY created_at""",
+            (parent_app_id,),
+        )
+        return [
+            {"app_id": a, "initial_state": _load(initial), "action": action, "failed": bool(failed)}
+            for a, initial, action, failed in rows
         ]
 
     def app(self, app_id: str) -> dict:

@@ -2,8 +2,11 @@
 
 Pick an application, move the slider over its steps, and read the step's
 action, timing and inputs, and its state diff: each key it wrote or deleted
-with the value before and after. Everything comes from the tracker's public
-reads (``app_ids``, ``steps``, ``app``) and `state_at`.
+with the value before and after. A step that raised shows the state it started
+from and its traceback instead. Sub-applications are named by what they ran and
+with what, ``train(lr=0.01, depth=3)``, and "failed only" lists just those with a
+step that raised. Everything comes from the tracker's public reads (``app_ids``,
+``children``, ``steps``, ``app``) and `state_at`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,21 @@ _VALUE.maxstring = 80
 _VALUE.maxother = 80
 _VALUE.maxlist = _VALUE.maxtuple = _VALUE.maxdict = _VALUE.maxset = 8
 _ABSENT = object()
+_LABEL = reprlib.Repr()
+_LABEL.maxstring = _LABEL.maxother = 24
+_LABEL.maxlist = _LABEL.maxtuple = _LABEL.maxdict = _LABEL.maxset = 3
+# A label names at most this many of a sub-application's starting keys.
+_LABEL_KEYS = 4
+
+
+def _label(child: dict) -> str:
+    """``train(lr=0.01, depth=3)``: the first action a sub-application ran, and the state it started from."""
+    values = {k: v for k, v in child["initial_state"].items() if not str(k).startswith("_")}
+    shown = [f"{k}={_LABEL.repr(v)}" for k, v in list(values.items())[:_LABEL_KEYS]]
+    if len(values) > _LABEL_KEYS:
+        shown.append("…")
+    failed = " ✗ failed" if child["failed"] else ""
+    return f"{child['action'] or 'not started'}({', '.join(shown)}){failed}"
 
 
 def _show(value: Any) -> str:
@@ -92,13 +110,14 @@ class HistoryView:
 
         self.app_dropdown = ipywidgets.Dropdown(description="application", layout={"width": "auto"})
         self.refresh_button = ipywidgets.Button(description="Refresh", icon="refresh")
+        self.failed_only = ipywidgets.Checkbox(description="failed only", indent=False)
         self.step_slider = ipywidgets.IntSlider(description="step", min=0, max=0, continuous_update=True)
         self.summary = ipywidgets.HTML()
         self.inputs = ipywidgets.HTML()
         self.diff = ipywidgets.HTML()
         self.widget = ipywidgets.VBox(
             [
-                ipywidgets.HBox([self.app_dropdown, self.refresh_button]),
+                ipywidgets.HBox([self.app_dropdown, self.failed_only, self.refresh_button]),
                 self.step_slider,
                 self.summary,
                 ipywidgets.HBox([self.inputs, self.diff], layout={"grid_gap": "24px"}),
@@ -109,6 +128,7 @@ class HistoryView:
         self.app_dropdown.observe(lambda change: self._load_app(), names="value")
         self.step_slider.observe(lambda change: self._show_step(), names="value")
         self.refresh_button.on_click(lambda button: self.refresh())
+        self.failed_only.observe(lambda change: self.refresh(), names="value")
         self.refresh()
 
     # -- the public face -------------------------------------------------------------------------
@@ -158,13 +178,16 @@ class HistoryView:
         options: list[tuple[str, str]] = []
         # Depth first, so each sub-application sits under its parent; a stack, not recursion,
         # because a map of thousands of tasks is wide and nested maps could be deep.
-        stack = [(root, 0) for root in reversed(roots)]
+        stack = [(root, root, 0) for root in reversed(roots)]
         while stack:
-            app_id, depth = stack.pop()
+            app_id, name, depth = stack.pop()
             # Non-breaking spaces: a browser collapses ordinary leading spaces in a <select>.
-            label = "\u00a0\u00a0" * depth + ("↳ " if depth else "") + app_id
+            label = "\u00a0\u00a0" * depth + ("↳ " if depth else "") + name
             options.append((label, app_id))
-            stack.extend((child, depth + 1) for child in reversed(self.tracker.app_ids(app_id)))
+            children = self.tracker.children(app_id)
+            if self.failed_only.value:
+                children = [c for c in children if c["failed"]]
+            stack.extend((c["app_id"], _label(c), depth + 1) for c in reversed(children))
         return options
 
     def _load_app(self) -> None:
@@ -239,7 +262,17 @@ class HistoryView:
 
     def _diff_html(self, step: dict) -> str:
         if step["exception"] is not None:
-            return "<div><i>The step raised, so the state stayed as it was.</i></div>"
+            # What the step started from, and where it failed: its inputs are beside this.
+            before = self._before(step)
+            rows = [
+                (html.escape(str(k)), _show(v)) for k, v in sorted(before.items(), key=lambda kv: str(kv[0]))
+            ]
+            state = _table(("key", "value"), rows, "nbflow-before") if rows else "<div><i>empty</i></div>"
+            trace = html.escape(step.get("traceback") or step["exception"])
+            return (
+                "<div><i>The step raised, so the state stayed as it was.</i></div>"
+                f"<b>State before</b>{state}<b>Traceback</b><pre class='nbflow-traceback'>{trace}</pre>"
+            )
         if not step["written"] and not step["deleted"]:
             return "<div><i>The step changed no keys.</i></div>"
         before = self._before(step)

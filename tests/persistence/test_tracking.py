@@ -107,6 +107,10 @@ def test_tracker_records_the_exception_of_a_failed_step(tracker):
     steps = tracker.steps("fails")
     assert [s["action"] for s in steps] == ["count_up", "boom"]
     assert steps[1]["exception"] == "ValueError: bad value"
+    # The full traceback is kept beside the one-line summary (with the note naming the step).
+    assert steps[1]["traceback"].startswith("Traceback (most recent call last)")
+    assert "\nValueError: bad value\nnbflow: raised in action 'boom'" in steps[1]["traceback"]
+    assert steps[0]["traceback"] is None
 
 
 def test_tracker_links_sub_applications_to_their_parent(tracker):

@@ -101,9 +101,16 @@ def test_history_view_dropdown_lists_app_and_sub_applications_recursively(tracke
         expected += [child, *grandchildren]
     assert view.app_ids == expected
     labels = [label for label, _ in view.app_dropdown.options]
-    assert labels[0] == "exp"
-    assert labels[1] == f"\u00a0\u00a0↳ {children[0]}"
-    assert labels[2].startswith("\u00a0\u00a0\u00a0\u00a0↳ ")
+    # Sub-applications are named by their first action and the state they started from.
+    assert labels == [
+        "exp",
+        "\u00a0\u00a0↳ inner(xs=[1, 2], x=1)",
+        "\u00a0\u00a0\u00a0\u00a0↳ square(x=1)",
+        "\u00a0\u00a0\u00a0\u00a0↳ square(x=2)",
+        "\u00a0\u00a0↳ inner(xs=[1, 2], x=2)",
+        "\u00a0\u00a0\u00a0\u00a0↳ square(x=2)",
+        "\u00a0\u00a0\u00a0\u00a0↳ square(x=3)",
+    ]
     assert view.app_dropdown.value == "exp"
 
 
@@ -165,6 +172,11 @@ def test_history_view_failed_step_shows_the_exception(tracked):
     view.step_slider.value = 4
     assert "ValueError: no more" in view.summary.value
     assert "the state stayed as it was" in view.diff.value
+    # What it started from (n after add(k=5)), and the traceback down to the raise.
+    assert (
+        "<td style='text-align:left'>n</td><td style='text-align:left'><code>6</code></td>" in view.diff.value
+    )
+    assert "raise ValueError(&quot;no more&quot;)" in view.diff.value
 
 
 def test_history_view_sub_application_names_its_parent_step(tracked):
@@ -250,3 +262,59 @@ def test_history_view_repr_is_stable_text(tracked):
     bundle = view._repr_mimebundle_()
     assert bundle["text/plain"] == "HistoryView('exp': 7 applications, 5 steps)"
     assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+@action(reads=["lr", "depth"], writes=["loss"])
+def fit(state):
+    if state["depth"] == 3:
+        raise FloatingPointError(f"diverged at lr={state['lr']}")
+    return state.update(loss=state["lr"] * state["depth"])
+
+
+class Grid(MapStates):
+    reads, writes = [], ["losses"]
+    on_error = "record"
+
+    def action(self):
+        return fit
+
+    def states(self, state):
+        for lr in (0.01, 0.1):
+            for depth in (1, 3):
+                yield state.update(lr=lr, depth=depth)
+
+    def reduce(self, state, states):
+        return state.update(losses=[s.get("loss") for s in states])
+
+
+def test_history_view_names_tasks_by_their_parameters_and_filters_to_the_failed_ones(tmp_path):
+    """A map's tasks read fit(lr=0.01, depth=3) ✗ failed; "failed only" lists just those, and one shows its inputs, state and traceback."""
+    tracker = LocalTracker("failures", storage_dir=tmp_path)
+    app = (
+        ApplicationBuilder()
+        .with_actions(grid=Grid())
+        .with_transitions()
+        .with_entrypoint("grid")
+        .with_identifiers(app_id="search")
+        .with_tracker(tracker)
+        .with_executor("sequential")
+        .build()
+    )
+    app.step()
+    view = HistoryView("search", tracker=tracker)
+    labels = [label.strip("\u00a0↳ ") for label, _ in view.app_dropdown.options]
+    assert labels == [
+        "search",
+        "fit(lr=0.01, depth=1)",
+        "fit(lr=0.01, depth=3) ✗ failed",
+        "fit(lr=0.1, depth=1)",
+        "fit(lr=0.1, depth=3) ✗ failed",
+    ]
+    view.failed_only.value = True
+    failed = [label.strip("\u00a0↳ ") for label, _ in view.app_dropdown.options]
+    assert failed == ["search", "fit(lr=0.01, depth=3) ✗ failed", "fit(lr=0.1, depth=3) ✗ failed"]
+    view.app_dropdown.value = view.app_ids[2]
+    assert "FloatingPointError: diverged at lr=0.1" in view.summary.value
+    assert "<code>0.1</code>" in view.diff.value  # the state before: lr=0.1, depth=3
+    assert "Traceback (most recent call last)" in view.diff.value
+    assert "in fit" in view.diff.value
