@@ -93,6 +93,21 @@ class HookGroup(LifecycleHook):
     def post_step(self, **kwargs: Any) -> None:
         fire(self.hooks, "post_step", **kwargs)
 
+    # A parallel step's driver tells its tracker about its tasks (see StepRun); hooks that do
+    # not count tasks do not have these methods.
+    def task_finished(self, **kwargs: Any) -> None:
+        _tell(self.hooks, "task_finished", kwargs)
+
+    def tasks_known(self, **kwargs: Any) -> None:
+        _tell(self.hooks, "tasks_known", kwargs)
+
+
+def _tell(hooks: Sequence[Any], method: str, kwargs: dict) -> None:
+    for hook in hooks:
+        told = getattr(hook, method, None)
+        if told is not None:
+            told(**kwargs)
+
 
 def fire(hooks: Sequence[LifecycleHook], method: str, **kwargs: Any) -> None:
     for hook in hooks:

@@ -245,6 +245,11 @@ class StepRun:
         # directly, and from worker processes through the channel.
         self.listen = listen(functools.partial(owner._heard_report, self)) if owner._hears_reports else None
         self.collect = Collect(owner.capture_output, self.listen)
+        # A tracker that counts tasks (a live drawing's) hears of each one as its result comes in
+        # here, whichever executor ran it; the sub-applications in worker processes cannot tell it.
+        tracker = self.context.tracker if self.context is not None else None
+        self._tell_finished = getattr(tracker, "task_finished", None)
+        self._tell_total = getattr(tracker, "tasks_known", None)
         owner._control().add(self)
 
     def request_cancel(self) -> None:
@@ -267,6 +272,8 @@ class StepRun:
         yield from self._make_tasks()
         # Only an end that is not an error: an error must reach the stream through the pump.
         self.production_done = True
+        if self._tell_total is not None:
+            self._tell_total(parent=self.context, total=self.produced)
         if self._inbox is not None:
             self._inbox.put((_PRODUCED, None))
 
@@ -518,6 +525,9 @@ class StepRun:
 
     def _in_order(self, subs: list[TaskState], last: bool = False) -> list[TaskState]:
         """``subs`` as reduce should see them: as they came, or (ordered) in task order."""
+        if self._tell_finished is not None:
+            for sub in subs:
+                self._tell_finished(parent=self.context, index=sub.task.index, ok=sub.task.error is None)
         if not self.owner.ordered:
             return subs
         for sub in subs:
@@ -564,6 +574,8 @@ class StepRun:
             and not self.owner._reduce_sees_failures
         ):
             self.failure = (task, outcome)
+            if self._tell_finished is not None:
+                self._tell_finished(parent=self.context, index=task.index, ok=False)
             return None
         self.finished += 1
         sub = TaskState.of(outcome.state if outcome.state is not None else task.state, info)

@@ -34,6 +34,8 @@ from nbflow.viz.status import ActionStatus, attached_tracker
 __all__ = ["Drawing", "DotNotFoundError", "visualize", "STATUS_COLOURS"]
 
 STATUS_COLOURS = {"pending": "white", "running": "#ffd966", "done": "#b6d7a8", "failed": "#ea9999"}
+# A parallel step's cluster of tasks, tinted like its step; its border red once a task failed.
+_CLUSTER_TINTS = {"running": "#fff8e1", "done": "#eef6ea", "failed": "#fbeaea"}
 
 # Node ids are action names with "%", "/" and ":" percent-encoded, joined by "/" for nested
 # graphs; ids that start with a bare "%" can therefore never clash with an action's.
@@ -212,6 +214,10 @@ class _Painter:
             cluster.attr(
                 label=act.fan_out, labelloc="b", style="dashed,rounded", color="grey50", fontcolor="grey40"
             )
+            if own is not None and own.status in _CLUSTER_TINTS:
+                cluster.attr(style="dashed,rounded,filled", fillcolor=_CLUSTER_TINTS[own.status])
+                if own.failed:
+                    cluster.attr(color="#cc0000", penwidth="2")
             if subs is None:
                 tasks = f"{node}/{_TASKS}"
                 cluster.node(tasks, label="tasks", style="dashed")

@@ -4,7 +4,8 @@ It is a `LifecycleHook` attached like any tracker (``with_tracker(StatusTracker(
 or `attach_tracker` on an application already built), so it also reaches the
 sub-applications a parallel step starts. An action is ``pending`` until a step of
 it starts, then ``running``, then ``done`` or ``failed``; its latest step decides.
-A parallel step counts its tasks as their sub-applications finish their runs.
+A parallel step's driver tells it of each task as its result comes in, and of the
+total once the last task is made, on every executor (see ``task_finished``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ class ActionStatus:
         done: tasks whose sub-application finished without an exception.
         failed: tasks whose sub-application raised (after its retries, if any).
         total: how many tasks the step runs; None while unknown.
-        counted: False when the tasks run in other processes, whose
-            sub-applications cannot report here: then ``done`` and ``failed`` stay 0.
     """
 
     status: str = "pending"
@@ -42,7 +41,6 @@ class ActionStatus:
     done: int = 0
     failed: int = 0
     total: int | None = None
-    counted: bool = True
 
     @property
     def finished(self) -> int:
@@ -52,40 +50,33 @@ class ActionStatus:
     def progress(self) -> str:
         """Tasks finished out of the total, ``?`` for what is unknown: ``"37/50 (2 failed)"``, ``"3/?"``."""
         total = "?" if self.total is None else self.total
-        if not self.counted:
-            return f"?/{total}"
         failed = f" ({self.failed} failed)" if self.failed else ""
         return f"{self.finished}/{total}{failed}"
 
 
 class _Step:
-    __slots__ = ("counted", "outcomes", "parallel", "sequence_id", "status", "total")
+    __slots__ = ("outcomes", "parallel", "sequence_id", "status", "total")
 
     def __init__(self, sequence_id: int, parallel: bool, total: int | None) -> None:
         self.status = "running"
         self.sequence_id = sequence_id
         self.parallel = parallel
         self.total = total
-        # Keyed by sub-application id: a retried task reruns under the same id, so its
-        # last attempt is what counts.
-        self.outcomes: dict[str, bool] = {}
-        self.counted = True
+        # Keyed by task index: a task is told of once, after its last attempt.
+        self.outcomes: dict[int, bool] = {}
 
     def frozen(self) -> ActionStatus:
         done = sum(self.outcomes.values())
         failed = len(self.outcomes) - done
-        return ActionStatus(
-            self.status, self.sequence_id, self.parallel, done, failed, self.total, self.counted
-        )
+        return ActionStatus(self.status, self.sequence_id, self.parallel, done, failed, self.total)
 
 
 class StatusTracker(LifecycleHook):
     """Records where each action of an application stands, and counts its parallel steps' tasks.
 
-    Steps of top-level applications are recorded; a sub-application's run is
-    counted on the parallel step that started it (its ``app.parent``). A copy
-    sent to a worker process cannot report back, so on a process, Dask or Ray
-    executor a parallel step's counts are unknown (``?/50``).
+    Steps of top-level applications are recorded. A parallel step's tasks are
+    counted by the step itself, in this process, as their results come in: from
+    threads, worker processes, Dask and Ray alike, cache hits included.
 
     Args:
         on_change: called after each event as ``on_change(event, app)``, with the
@@ -110,13 +101,7 @@ class StatusTracker(LifecycleHook):
 
     def __reduce__(self) -> tuple:
         # A copy in a worker process could never report back to this one, so it travels as
-        # a hook that does nothing; applications on process executors still pickle. Being
-        # pickled while a parallel step runs means its tasks are being shipped to workers
-        # (each carries its parent context), so that step's counts will never arrive.
-        with self._lock:
-            for step in self._steps.values():
-                if step.parallel and step.status == "running":
-                    step.counted = False
+        # a hook that does nothing; applications on process executors still pickle.
         return (LifecycleHook, ())
 
     def snapshot(self, app_id: str) -> dict[str, ActionStatus]:
@@ -149,19 +134,34 @@ class StatusTracker(LifecycleHook):
                 # Attached while this step was already running.
                 step = self._steps[key] = _new_step(action, sequence_id)
             step.status = "failed" if exception is not None else "done"
-            if step.parallel and step.counted and step.total is None and exception is None:
+            if step.parallel and step.total is None and exception is None:
                 # Every task that was going to run has reported by now.
                 step.total = len(step.outcomes)
         self._changed("post_step", app)
 
-    def post_run(self, *, app: Any, exception: BaseException | None, **kwargs: Any) -> None:
-        parent = app.parent
-        if parent is not None and parent.action_name is not None:
-            with self._lock:
-                step = self._steps.get((parent.app_id, parent.action_name))
-                if step is not None and step.sequence_id == parent.sequence_id:
-                    step.outcomes[app.app_id] = exception is None
+    def post_run(self, *, app: Any, **kwargs: Any) -> None:
         self._changed("post_run", app)
+
+    def task_finished(self, *, parent: Any, index: int, ok: bool) -> None:
+        """Told by a parallel step (``parent`` is its tasks' context): task ``index`` finished."""
+        step = self._step_of(parent)
+        if step is not None:
+            with self._lock:
+                step.outcomes[index] = ok
+            self._changed("task_finished", None)
+
+    def tasks_known(self, *, parent: Any, total: int) -> None:
+        """Told by a parallel step once it made its last task: it runs ``total`` of them."""
+        step = self._step_of(parent)
+        if step is not None:
+            with self._lock:
+                step.total = total
+            self._changed("tasks_known", None)
+
+    def _step_of(self, parent: Any) -> _Step | None:
+        with self._lock:
+            step = self._steps.get((parent.app_id, parent.action_name))
+        return step if step is not None and step.sequence_id == parent.sequence_id else None
 
     def _changed(self, event: str, app: Any) -> None:
         if self.on_change is not None:

@@ -2,6 +2,8 @@
 
 import pickle
 import re
+import threading
+import time
 
 import pytest
 
@@ -17,7 +19,14 @@ from nbflow import (
     expr,
     grid,
 )
-from nbflow.viz import STATUS_COLOURS, ActionStatus, StatusTracker, attach_tracker, attached_tracker
+from nbflow.viz import (
+    STATUS_COLOURS,
+    ActionStatus,
+    StatusTracker,
+    attach_tracker,
+    attached_tracker,
+    visualize,
+)
 
 
 @action(reads=["n"], writes=["n"])
@@ -250,7 +259,7 @@ class Squares(MapStates):
 
 
 def test_status_tracker_counts_tasks_on_every_executor(executor_name):
-    """Sub-applications in this process report their runs; tasks in worker processes read ?/? rather than 0/0."""
+    """The step counts its tasks as their results come in, so worker processes count as threads do."""
     tracker = StatusTracker()
     app = (
         ApplicationBuilder()
@@ -263,8 +272,7 @@ def test_status_tracker_counts_tasks_on_every_executor(executor_name):
     )
     assert app.run()[2]["losses"] == [1, 9, 16]
     final = tracker.snapshot(app.app_id)["train"]
-    expected = "?/?" if executor_name == "processes" else "4/4 (1 failed)"
-    assert (final.status, final.counted, final.progress()) == ("done", executor_name != "processes", expected)
+    assert (final.status, final.progress()) == ("done", "4/4 (1 failed)")
 
 
 def test_status_tracker_run_concurrent_total_is_its_items():
@@ -324,16 +332,20 @@ def test_action_status_progress_reads_like_a_counter():
     """progress() is finished/total, with failures in brackets and ? for what is unknown."""
     assert ActionStatus("running", 0, True, done=35, failed=2, total=50).progress() == "37/50 (2 failed)"
     assert ActionStatus("running", 0, True, done=3).progress() == "3/?"
-    assert ActionStatus("running", 0, True, total=8, counted=False).progress() == "?/8"
 
 
 def test_status_tracker_reports_each_event_to_its_listener():
     """on_change hears every event with the application it concerns, sub-applications included."""
     heard = []
-    tracker = StatusTracker(on_change=lambda event, app: heard.append((event, app.parent is None)))
+    tracker = StatusTracker(
+        on_change=lambda event, app: heard.append((event, app.parent is None if app is not None else None))
+    )
     app = _map_app(Train([], on_error="record"), tracker, lrs=(1,))
     app.run(halt_after=["train"])
-    assert heard == [
+    # The step's own counts (the last task made, a task finished) come from its driver, with no app.
+    counts = [e for e in heard if e[1] is None]
+    assert sorted(counts) == [("task_finished", None), ("tasks_known", None)]
+    assert [e for e in heard if e[1] is not None] == [
         ("pre_run", True),
         ("pre_step", True),
         ("pre_run", False),
@@ -355,3 +367,82 @@ def test_visualize_without_a_status_tracker_has_no_status_colours():
     )
     app.run(halt_after=["stop"])
     assert "fillcolor" not in app.visualize().source
+
+
+@action(reads=["k", "gate"], writes=["k2"])
+def waits_unless_done(state):
+    """Task 0 holds until the gate file exists; the others finish at once."""
+    import pathlib
+    import time
+
+    while state["k"] == 0 and not pathlib.Path(state["gate"]).exists():
+        time.sleep(0.01)
+    if state["k"] == 5:
+        raise ValueError("task 5 fails")
+    return state.update(k2=state["k"] ** 2)
+
+
+class Six(MapStates):
+    """Six tasks from a generator: the total is unknown until the last one is made."""
+
+    reads, writes = ["gate"], ["squares"]
+    on_error = "record"
+
+    def action(self):
+        return waits_unless_done
+
+    def states(self, state):
+        for k in range(6):
+            yield state.update(k=k)
+
+    def reduce(self, state, states):
+        return state.update(squares=sorted(s["k2"] for s in states if s.task.ok))
+
+
+@pytest.mark.parametrize(
+    "executor",
+    [
+        "threads",
+        "processes",
+        pytest.param("dask", marks=pytest.mark.cluster),
+        pytest.param("ray", marks=pytest.mark.cluster),
+    ],
+)
+def test_a_running_steps_total_and_counts_are_known_before_it_ends_on_every_executor(
+    executor, tmp_path, request
+):
+    """cv 4/6 (1 failed) while task 0 still runs, not 1/?: counted by the step, from any executor."""
+    if executor in ("dask", "ray"):
+        request.getfixturevalue({"dask": "dask_client", "ray": "ray_session"}[executor])
+    gate = tmp_path / "go"
+    tracker = StatusTracker()
+    app = (
+        ApplicationBuilder()
+        .with_actions(cv=Six())
+        .with_state(gate=str(gate))
+        .with_entrypoint("cv")
+        .with_executor(executor)
+        .with_tracker(tracker)
+        .build()
+    )
+    done = {}
+    runner = threading.Thread(target=lambda: done.setdefault("state", app.run()[2]))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while (seen := tracker.snapshot(app.app_id).get("cv")) is None or seen.progress() != "5/6 (1 failed)":
+            assert time.monotonic() < deadline, f"the counts never reached 5/6 while task 0 ran: {seen}"
+            time.sleep(0.01)
+        assert seen.status == "running"
+        drawing = visualize(app, status=tracker.snapshot(app.app_id)).source
+        assert "cv 5/6 (1 failed)" in drawing
+        assert 'fillcolor="#fff8e1"' in drawing and 'color="#cc0000"' in drawing  # the tasks' cluster
+    finally:
+        gate.touch()
+        runner.join()
+    assert done["state"]["squares"] == [0, 1, 4, 9, 16]
+    assert tracker.snapshot(app.app_id)["cv"].progress() == "6/6 (1 failed)"
+    if executor == "processes":
+        from nbflow import MultiProcessExecutor
+
+        MultiProcessExecutor().shutdown()
