@@ -3,8 +3,9 @@
 While an attempt of a task runs with capture on, what it writes to ``sys.stdout`` and
 ``sys.stderr`` and the warnings it raises go to that attempt's `PointOutput`, and ride with its
 final state under `OUTPUT` (so they come back from worker processes, and are cached with the
-result). Logging reaches it through the handlers that write to ``sys.stderr`` when they emit
-(Python's last-resort handler, and a ``StreamHandler()`` made after the sweep's first attempt).
+result). Logging reaches it through the handlers that write to ``sys.stdout`` or ``sys.stderr``:
+Python's last-resort handler, a ``StreamHandler()`` made later, and one made before (by
+``logging.basicConfig()`` at the top of a notebook, say), which is pointed at the router too.
 
 Python's streams are process-wide, so they are replaced once by routers that send each write to
 the output of the attempt running in the writer's context, and everything else on to the stream
@@ -15,6 +16,7 @@ a subprocess) are not captured.
 from __future__ import annotations
 
 import contextvars
+import logging
 import sys
 import threading
 import warnings
@@ -65,8 +67,11 @@ def _install() -> None:
         return  # every attempt asks: the common answer must cost no lock
     with _installing:
         for name in ("stdout", "stderr"):
-            if not isinstance(getattr(sys, name), _Router):
-                setattr(sys, name, _Router(getattr(sys, name)))
+            stream = getattr(sys, name)
+            if not isinstance(stream, _Router):
+                router = _Router(stream)
+                setattr(sys, name, router)
+                _reroute_handlers(stream, router)
         if not getattr(warnings.showwarning, "_nbflow", False):
             shown = warnings.showwarning
 
@@ -81,6 +86,16 @@ def _install() -> None:
 
             showwarning._nbflow = True  # type: ignore[attr-defined]
             warnings.showwarning = showwarning
+
+
+def _reroute_handlers(stream: TextIO, router: _Router) -> None:
+    """Logging handlers made earlier hold ``stream`` itself: have them write through ``router``."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            # Exactly StreamHandlers on this stream: a FileHandler's stream is its file.
+            if isinstance(handler, logging.StreamHandler) and handler.stream is stream:
+                handler.setStream(router)
 
 
 class PointOutput(PerAttempt):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import subprocess
 import sys
 import warnings
 
@@ -145,3 +146,45 @@ def test_writing_bytes_to_stdout_fails_the_point_as_it_would_without_capture(exe
     df = sweep(writes_bytes, {"x": [1]}, executor=executor_name, progress=False)
     assert df["status"].tolist() == ["error"]
     assert df["error"].tolist() == ["TypeError: write() argument must be str, not bytes"]
+
+
+def test_a_logging_handler_made_before_the_sweep_logs_to_the_points_log():
+    """logging.basicConfig() at the top of a notebook, then a point that logs: the record is in its log, not the cell."""
+    code = (
+        "import logging, nbflow\n"
+        "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')\n"
+        "def fit(lr):\n"
+        "    logging.getLogger('fit').info('lr is %s', lr)\n"
+        "    return lr\n"
+        "df = nbflow.sweep(fit, {'lr': [0.5]}, progress=False)\n"
+        "print(repr(df.nbflow.log(0)))\n"
+        "logging.getLogger('after').warning('outside a point')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == repr("INFO fit: lr is 0.5\n")
+    assert done.stderr == "WARNING after: outside a point\n"  # and only that reached the real stderr
+
+
+def writes_to_the_file_descriptor(x):
+    import os
+
+    os.write(2, b"from C: fd 2\n")
+    return x
+
+
+def test_what_a_c_extension_writes_to_file_descriptor_2_bypasses_capture(tmp_path):
+    """Capture replaces sys.stderr, not the process's fd 2: such writes reach the terminal (the README says so)."""
+    code = (
+        "import nbflow, sys\n"
+        f"sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r})\n"
+        "from test_point_logs import writes_to_the_file_descriptor\n"
+        "df = nbflow.sweep(writes_to_the_file_descriptor, {'x': [1]}, progress=False)\n"
+        "print(repr(df.nbflow.log(0)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "''"
+    assert "from C: fd 2" in done.stderr
