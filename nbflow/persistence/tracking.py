@@ -257,19 +257,26 @@ class LocalTracker(LifecycleHook):
         ]
 
     def children(self, parent_app_id: str) -> list[dict]:
-        """The sub-applications of ``parent_app_id``, oldest first: each one's id, starting state,
-        first action (None before its first step is recorded) and whether a step of it raised.
+        """The sub-applications of ``parent_app_id``, oldest first: each one's id, the parent's step
+        that started it, its starting state, its first action (None before its first step is
+        recorded) and whether a step of it raised.
         """
         rows = self._query(
-            """SELECT a.app_id, a.initial_state,
+            """SELECT a.app_id, a.parent_sequence_id, a.initial_state,
                    (SELECT action FROM steps s WHERE s.app_id = a.app_id ORDER BY sequence_id LIMIT 1),
                    EXISTS (SELECT 1 FROM steps s WHERE s.app_id = a.app_id AND s.exception IS NOT NULL)
                FROM apps a WHERE parent_app_id = ? ORDER BY created_at""",
             (parent_app_id,),
         )
         return [
-            {"app_id": a, "initial_state": _load(initial), "action": action, "failed": bool(failed)}
-            for a, initial, action, failed in rows
+            {
+                "app_id": a,
+                "parent_sequence_id": step,
+                "initial_state": _load(initial),
+                "action": action,
+                "failed": bool(failed),
+            }
+            for a, step, initial, action, failed in rows
         ]
 
     def app(self, app_id: str) -> dict:

@@ -34,9 +34,25 @@ _LABEL.maxlist = _LABEL.maxtuple = _LABEL.maxdict = _LABEL.maxset = 3
 _LABEL_KEYS = 4
 
 
-def _label(child: dict) -> str:
-    """``train(lr=0.01, depth=3)``: the first action a sub-application ran, and the state it started from."""
-    values = {k: v for k, v in child["initial_state"].items() if not str(k).startswith("_")}
+def _labels(children: list[dict]) -> list[str]:
+    """``train(lr=0.01, depth=3)``: the first action each sub-application ran, and what it started from.
+
+    Only the keys whose values differ between the tasks of one parent step are named, when some
+    do: those are each task's parameters, and the rest is the state every task of it carries.
+    """
+    steps: dict[Any, list[dict]] = {}
+    for child in children:
+        steps.setdefault(child["parent_sequence_id"], []).append(child)
+    shown: dict[Any, list] = {}
+    for step, tasks in steps.items():
+        keys = list(dict.fromkeys(k for c in tasks for k in c["initial_state"] if not str(k).startswith("_")))
+        varying = [k for k in keys if len({repr(c["initial_state"].get(k, _ABSENT)) for c in tasks}) > 1]
+        shown[step] = varying or keys
+    return [_label(child, shown[child["parent_sequence_id"]]) for child in children]
+
+
+def _label(child: dict, keys: list) -> str:
+    values = {k: child["initial_state"][k] for k in keys if k in child["initial_state"]}
     shown = [f"{k}={_LABEL.repr(v)}" for k, v in list(values.items())[:_LABEL_KEYS]]
     if len(values) > _LABEL_KEYS:
         shown.append("…")
@@ -185,9 +201,11 @@ class HistoryView:
             label = "\u00a0\u00a0" * depth + ("↳ " if depth else "") + name
             options.append((label, app_id))
             children = self.tracker.children(app_id)
+            # Named among all their siblings, then filtered: a label does not change with the filter.
+            named = list(zip(children, _labels(children), strict=True))
             if self.failed_only.value:
-                children = [c for c in children if c["failed"]]
-            stack.extend((c["app_id"], _label(c), depth + 1) for c in reversed(children))
+                named = [(c, label) for c, label in named if c["failed"]]
+            stack.extend((c["app_id"], label, depth + 1) for c, label in reversed(named))
         return options
 
     def _load_app(self) -> None:

@@ -101,13 +101,14 @@ def test_history_view_dropdown_lists_app_and_sub_applications_recursively(tracke
         expected += [child, *grandchildren]
     assert view.app_ids == expected
     labels = [label for label, _ in view.app_dropdown.options]
-    # Sub-applications are named by their first action and the state they started from.
+    # Sub-applications are named by their first action and what they started from that differs
+    # between siblings (xs, the parent's, is the same in both).
     assert labels == [
         "exp",
-        "\u00a0\u00a0↳ inner(xs=[1, 2], x=1)",
+        "\u00a0\u00a0↳ inner(x=1)",
         "\u00a0\u00a0\u00a0\u00a0↳ square(x=1)",
         "\u00a0\u00a0\u00a0\u00a0↳ square(x=2)",
-        "\u00a0\u00a0↳ inner(xs=[1, 2], x=2)",
+        "\u00a0\u00a0↳ inner(x=2)",
         "\u00a0\u00a0\u00a0\u00a0↳ square(x=2)",
         "\u00a0\u00a0\u00a0\u00a0↳ square(x=3)",
     ]
