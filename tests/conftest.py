@@ -85,6 +85,21 @@ def executor_name(request):
 
 
 @pytest.fixture
+def executor_named(request):
+    """Make the executor name in ``request.param`` usable: its cluster is up, its pools are stopped after."""
+    name = request.param
+    if name == "dask":
+        request.getfixturevalue("dask_client")
+    elif name == "ray":
+        request.getfixturevalue("ray_session")
+    yield name
+    if name == "processes":
+        from nbflow import MultiProcessExecutor
+
+        MultiProcessExecutor().shutdown()
+
+
+@pytest.fixture
 def shutdown_processes():
     """Stop loky's reusable workers after a test that starts them."""
     yield

@@ -26,21 +26,6 @@ EVERYWHERE = ["sequential", "threads", "processes", "dask", "ray"]
 CLUSTERS = ["dask", "ray"]
 
 
-@pytest.fixture
-def executor_named(request):
-    """Make the executor name in ``request.param`` usable: its cluster is up, its pools are stopped after."""
-    name = request.param
-    if name == "dask":
-        request.getfixturevalue("dask_client")
-    elif name == "ray":
-        request.getfixturevalue("ray_session")
-    yield name
-    if name == "processes":
-        from nbflow import MultiProcessExecutor
-
-        MultiProcessExecutor().shutdown()
-
-
 # -- the work: module level, so that every executor's workers can import it -------------------
 
 

@@ -29,20 +29,6 @@ LIVE = [
 HEARD_WITHIN_S = 60  # a deadline for a broken channel, not a timing: the usual wait is milliseconds
 
 
-@pytest.fixture(params=LIVE)
-def live_executor(request):
-    name = request.param
-    if name == "dask":
-        request.getfixturevalue("dask_client")
-    elif name == "ray":
-        request.getfixturevalue("ray_session")
-    yield name
-    if name == "processes":
-        from nbflow import MultiProcessExecutor
-
-        MultiProcessExecutor().shutdown()
-
-
 def reports_then_waits(gate, lr):
     """Reports three steps, then holds until the test opens the gate."""
     for step in range(3):
@@ -66,12 +52,13 @@ def _wait_for(condition):
         time.sleep(0.01)
 
 
-def test_reports_reach_the_driver_while_the_point_runs(live_executor, tmp_path):
+@pytest.mark.parametrize("executor_named", LIVE, indirect=True)
+def test_reports_reach_the_driver_while_the_point_runs(executor_named, tmp_path):
     gate = tmp_path / "go"
     s = Sweep(
         reports_then_waits,
         grid(gate=[str(gate)], lr=[1.0]),
-        executor=live_executor,
+        executor=executor_named,
         progress=False,
     )
     thread, finished = _run_in_background(s)

@@ -400,20 +400,19 @@ class Six(MapStates):
 
 
 @pytest.mark.parametrize(
-    "executor",
+    "executor_named",
     [
         "threads",
         "processes",
         pytest.param("dask", marks=pytest.mark.cluster),
         pytest.param("ray", marks=pytest.mark.cluster),
     ],
+    indirect=True,
 )
 def test_a_running_steps_total_and_counts_are_known_before_it_ends_on_every_executor(
-    executor, tmp_path, request
+    executor_named, tmp_path
 ):
     """cv 4/6 (1 failed) while task 0 still runs, not 1/?: counted by the step, from any executor."""
-    if executor in ("dask", "ray"):
-        request.getfixturevalue({"dask": "dask_client", "ray": "ray_session"}[executor])
     gate = tmp_path / "go"
     tracker = StatusTracker()
     app = (
@@ -421,7 +420,7 @@ def test_a_running_steps_total_and_counts_are_known_before_it_ends_on_every_exec
         .with_actions(cv=Six())
         .with_state(gate=str(gate))
         .with_entrypoint("cv")
-        .with_executor(executor)
+        .with_executor(executor_named)
         .with_tracker(tracker)
         .build()
     )
@@ -442,7 +441,3 @@ def test_a_running_steps_total_and_counts_are_known_before_it_ends_on_every_exec
         runner.join()
     assert done["state"]["squares"] == [0, 1, 4, 9, 16]
     assert tracker.snapshot(app.app_id)["cv"].progress() == "6/6 (1 failed)"
-    if executor == "processes":
-        from nbflow import MultiProcessExecutor
-
-        MultiProcessExecutor().shutdown()

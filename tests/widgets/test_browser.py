@@ -8,6 +8,7 @@ screenshots the README shows (docs/screenshots/).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -140,8 +141,9 @@ def _wait_for(page, script: str, what: str, timeout_s: float, log: Path, arg=Non
         )
 
 
-def test_browser_widgets_render_run_and_show_results(lab):
-    """In JupyterLab every widget renders; a click on Run sweeps all 40 points, the bar reaches 100%, the table has 40 rows."""
+@contextlib.contextmanager
+def _running(lab, notebook: str, height: int):
+    """A headless Chromium page with ``notebook`` open in the lab and all its cells started; closed after."""
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="Playwright is not installed; install it with pip install -e '.[dev]'."
     )
@@ -151,17 +153,14 @@ def test_browser_widgets_render_run_and_show_results(lab):
             "Chromium not found at /usr/bin/chromium or on PATH; install it with apt-get install chromium (scripts/_setup.sh does as root)."
         )
     url, log = lab
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=chromium, args=CHROMIUM_FLAGS, headless=True, timeout=START_S * 1000
         )
+        page = browser.new_page(viewport={"width": 1280, "height": height})
         try:
-            # Tall enough that each widget fits whole in its screenshot.
-            page = browser.new_page(viewport={"width": 1280, "height": 2000})
             page.set_default_timeout(STEP_S * 1000)
-            page.goto(f"{url}/lab/tree/{NOTEBOOK.name}", timeout=START_S * 1000)
+            page.goto(f"{url}/lab/tree/{notebook}", timeout=START_S * 1000)
             _wait_for(
                 page,
                 """() => {
@@ -174,84 +173,9 @@ def test_browser_widgets_render_run_and_show_results(lab):
                 START_S,
                 log,
             )
-            # Not awaited: the command's promise is not needed, and only the condition below is waited for.
+            # Not awaited: the command's promise is not needed, and only conditions are waited for.
             page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-            _wait_for(
-                page,
-                """() => {
-                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-                    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-                }""",
-                "every cell running to completion",
-                RUN_S,
-                log,
-            )
-            _wait_for(
-                page,
-                "() => !!document.querySelector('.nbflow-sweep-panel') && !!document.querySelector('.nbflow-history-view')",
-                "the sweep panel and the history view rendering",
-                STEP_S,
-                log,
-            )
-
-            # The notebook ran the panel once from code (run 1); the click makes run 2.
-            page.locator(".nbflow-sweep-panel button.nbflow-run").click(timeout=STEP_S * 1000)
-            _wait_for(
-                page,
-                """() => {
-                    const status = document.querySelector('.nbflow-sweep-panel .nbflow-status');
-                    return !!status && status.textContent.trim().startsWith('Run 2 finished');
-                }""",
-                "the sweep started by clicking Run finishing",
-                RUN_S,
-                log,
-            )
-
-            text = page.evaluate("() => document.body.innerText")
-            assert "Loading widget" not in text
-            assert "Error displaying widget" not in text
-            # No cell failed; the history view's traceback of a failed task is the notebook's point.
-            outputs = page.evaluate(
-                """() => [...document.querySelectorAll('.jp-OutputArea-output')]
-                        .filter(o => !o.querySelector('.nbflow-history-view'))
-                        .map(o => o.innerText).join('\\n')"""
-            )
-            assert "Traceback" not in outputs
-            status = page.locator(".nbflow-sweep-panel .nbflow-status").inner_text()
-            assert status.startswith(f"Run 2 finished: {EXPECTED_ROWS} of {EXPECTED_ROWS} points")
-            bar = page.locator(".nbflow-sweep-panel .nbflow-progress .progress-bar")
-            assert bar.evaluate("el => el.style.width") == "100%"
-            assert "progress-bar-success" in bar.get_attribute("class")
-            assert page.locator(".nbflow-sweep-panel .nbflow-sweep-table tbody tr").count() == EXPECTED_ROWS
-            points = page.locator(".nbflow-sweep-panel svg.nbflow-plot g[id^='nbflow-point-']")
-            assert points.count() == EXPECTED_ROWS
-            # Hovering a point shows its parameters: the browser's tooltip is the point's <title>.
-            assert points.first.locator("title").text_content().startswith("lr=")
-            # A log slider reads out 0.001 as typed, not 0.00100.
-            assert "0.001" in page.locator(".nbflow-sweep-panel .widget-readout").all_inner_texts()
-            # A fully selected multi-select is drawn selected (white on blue), not grey as if disabled.
-            checked = page.locator(".nbflow-sweep-panel select[multiple] option:checked")
-            assert checked.count() == 2
-            assert checked.first.evaluate("o => getComputedStyle(o).color") == "rgb(255, 255, 255)"
-
-            graph = page.locator(".jp-CodeCell", has_text="view = GraphView(app)").locator(
-                ".jp-OutputArea-output .widget-html", has=page.locator("svg")
-            )
-            assert graph.count() == 1
-            assert "search" in graph.locator("svg").text_content()
-            history = page.locator(".nbflow-history-view")
-            # The notebook ends filtered to the two failed tasks, one of them chosen.
-            options = history.locator("select option").evaluate_all("os => os.map(o => o.textContent)")
-            # The front end draws every space of a label as a non-breaking one.
-            assert [" ".join(o.replace("\u00a0", " ").split()) for o in options[1:]] == [
-                "↳ fit(lr=1.0) ✗ failed",
-                "↳ fit(lr=0.8) ✗ failed",
-            ]
-            assert "Traceback (most recent call last)" in history.text_content()
-
-            shots = SCREENSHOTS if os.environ.get("NBFLOW_UPDATE_SCREENSHOTS") == "1" else log.parent
-            page.locator(".nbflow-sweep-panel").screenshot(path=str(shots / "sweep_panel.png"))
-            graph.locator("svg").screenshot(path=str(shots / "graph_view.png"))
+            yield page
         finally:
             # Stop the kernel from the page too, so nothing outlives the test even if the server must be killed.
             try:
@@ -264,6 +188,95 @@ def test_browser_widgets_render_run_and_show_results(lab):
             except Exception:
                 pass
             browser.close()
+
+
+def _screenshots(log: Path) -> Path:
+    shots = SCREENSHOTS if os.environ.get("NBFLOW_UPDATE_SCREENSHOTS") == "1" else log.parent
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
+def test_browser_widgets_render_run_and_show_results(lab):
+    """In JupyterLab every widget renders; a click on Run sweeps all 40 points, the bar reaches 100%, the table has 40 rows."""
+    _, log = lab
+    shots = _screenshots(log)
+    # Tall enough that each widget fits whole in its screenshot.
+    with _running(lab, NOTEBOOK.name, height=2000) as page:
+        _wait_for(
+            page,
+            """() => {
+                const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+                return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+            }""",
+            "every cell running to completion",
+            RUN_S,
+            log,
+        )
+        _wait_for(
+            page,
+            "() => !!document.querySelector('.nbflow-sweep-panel') && !!document.querySelector('.nbflow-history-view')",
+            "the sweep panel and the history view rendering",
+            STEP_S,
+            log,
+        )
+
+        # The notebook ran the panel once from code (run 1); the click makes run 2.
+        page.locator(".nbflow-sweep-panel button.nbflow-run").click(timeout=STEP_S * 1000)
+        _wait_for(
+            page,
+            """() => {
+                const status = document.querySelector('.nbflow-sweep-panel .nbflow-status');
+                return !!status && status.textContent.trim().startsWith('Run 2 finished');
+            }""",
+            "the sweep started by clicking Run finishing",
+            RUN_S,
+            log,
+        )
+
+        text = page.evaluate("() => document.body.innerText")
+        assert "Loading widget" not in text
+        assert "Error displaying widget" not in text
+        # No cell failed; the history view's traceback of a failed task is the notebook's point.
+        outputs = page.evaluate(
+            """() => [...document.querySelectorAll('.jp-OutputArea-output')]
+                    .filter(o => !o.querySelector('.nbflow-history-view'))
+                    .map(o => o.innerText).join('\\n')"""
+        )
+        assert "Traceback" not in outputs
+        status = page.locator(".nbflow-sweep-panel .nbflow-status").inner_text()
+        assert status.startswith(f"Run 2 finished: {EXPECTED_ROWS} of {EXPECTED_ROWS} points")
+        bar = page.locator(".nbflow-sweep-panel .nbflow-progress .progress-bar")
+        assert bar.evaluate("el => el.style.width") == "100%"
+        assert "progress-bar-success" in bar.get_attribute("class")
+        assert page.locator(".nbflow-sweep-panel .nbflow-sweep-table tbody tr").count() == EXPECTED_ROWS
+        points = page.locator(".nbflow-sweep-panel svg.nbflow-plot g[id^='nbflow-point-']")
+        assert points.count() == EXPECTED_ROWS
+        # Hovering a point shows its parameters: the browser's tooltip is the point's <title>.
+        assert points.first.locator("title").text_content().startswith("lr=")
+        # A log slider reads out 0.001 as typed, not 0.00100.
+        assert "0.001" in page.locator(".nbflow-sweep-panel .widget-readout").all_inner_texts()
+        # A fully selected multi-select is drawn selected (white on blue), not grey as if disabled.
+        checked = page.locator(".nbflow-sweep-panel select[multiple] option:checked")
+        assert checked.count() == 2
+        assert checked.first.evaluate("o => getComputedStyle(o).color") == "rgb(255, 255, 255)"
+
+        graph = page.locator(".jp-CodeCell", has_text="view = GraphView(app)").locator(
+            ".jp-OutputArea-output .widget-html", has=page.locator("svg")
+        )
+        assert graph.count() == 1
+        assert "search" in graph.locator("svg").text_content()
+        history = page.locator(".nbflow-history-view")
+        # The notebook ends filtered to the two failed tasks, one of them chosen.
+        options = history.locator("select option").evaluate_all("os => os.map(o => o.textContent)")
+        # The front end draws every space of a label as a non-breaking one.
+        assert [" ".join(o.replace("\u00a0", " ").split()) for o in options[1:]] == [
+            "↳ fit(lr=1.0) ✗ failed",
+            "↳ fit(lr=0.8) ✗ failed",
+        ]
+        assert "Traceback (most recent call last)" in history.text_content()
+
+        page.locator(".nbflow-sweep-panel").screenshot(path=str(shots / "sweep_panel.png"))
+        graph.locator("svg").screenshot(path=str(shots / "graph_view.png"))
 
 
 # A sweep whose points report a curve, then hold at epoch 6 until the test has taken the
@@ -288,87 +301,46 @@ df = nbflow.sweep(train, {"lr": [0.01, 0.1, 1.0], "depth": [2, 4]}, n_jobs=6, pr
 
 def test_browser_live_sweep_plots_curves_while_it_runs_and_leaves_a_summary(lab):
     """Mid-run the live view shows the rows so far beside a plot of every point's curve; at the end a static summary and image stay."""
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="Playwright is not installed; install it with pip install -e '.[dev]'."
-    )
     import nbformat
 
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip(
-            "Chromium not found at /usr/bin/chromium or on PATH; install it with apt-get install chromium."
-        )
-    url, log = lab
+    _, log = lab
     root = log.parent / "root"
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(_LIVE_SWEEP)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / "live_sweep.ipynb")
-    shots = SCREENSHOTS if os.environ.get("NBFLOW_UPDATE_SCREENSHOTS") == "1" else log.parent
-    shots.mkdir(parents=True, exist_ok=True)
-
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium, args=CHROMIUM_FLAGS, headless=True, timeout=START_S * 1000
+    shots = _screenshots(log)
+    with _running(lab, "live_sweep.ipynb", height=1100) as page:
+        # Every point holds at epoch 6: the plot has six curves of six steps, no row is done.
+        live = page.locator(".jp-OutputArea-output .widget-html")
+        _wait_for(
+            page,
+            "() => !!document.querySelector('.jp-OutputArea-output .widget-html img[alt=curves]')",
+            "the live view plotting the curves of running points",
+            RUN_S,
+            log,
         )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1100})
-            page.set_default_timeout(STEP_S * 1000)
-            page.goto(f"{url}/lab/tree/live_sweep.ipynb", timeout=START_S * 1000)
-            _wait_for(
-                page,
-                """() => {
-                    const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                    const kernel = panel && panel.sessionContext && panel.sessionContext.session
-                        && panel.sessionContext.session.kernel;
-                    return !!kernel && kernel.status === 'idle';
-                }""",
-                "the notebook opening with an idle kernel",
-                START_S,
-                log,
-            )
-            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-            # Every point holds at epoch 6: the plot has six curves of six steps, no row is done.
-            live = page.locator(".jp-OutputArea-output .widget-html")
-            _wait_for(
-                page,
-                "() => !!document.querySelector('.jp-OutputArea-output .widget-html img[alt=curves]')",
-                "the live view plotting the curves of running points",
-                RUN_S,
-                log,
-            )
-            assert "0 of 6 done" in live.inner_text()
-            live.screenshot(path=str(shots / "live_sweep_running.png"))
+        assert "0 of 6 done" in live.inner_text()
+        live.screenshot(path=str(shots / "live_sweep_running.png"))
 
-            (root / "release").touch()
-            _wait_for(
-                page,
-                """() => [...document.querySelectorAll('.jp-OutputArea-output b')]
-                        .some(b => b.textContent.startsWith('train: 5 ok, 1 error'))""",
-                "the static summary replacing the live view",
-                RUN_S,
-                log,
-            )
-            assert live.inner_text().strip() == ""
-            summary = page.locator(".jp-OutputArea-output", has=page.locator("b", has_text="train: 5 ok"))
-            assert summary.locator("tbody tr").count() == 6
-            assert "loss diverged at epoch 8" in summary.inner_text()
-            _wait_for(
-                page,
-                "() => document.querySelectorAll('.jp-OutputArea-output img').length === 1",
-                "the final plot, as an image, after the summary",
-                STEP_S,
-                log,
-            )
-            page.locator(".jp-Cell-outputArea").first.screenshot(path=str(shots / "live_sweep_done.png"))
-        finally:
-            try:
-                page.evaluate(
-                    """() => Promise.race([
-                        window.jupyterapp.serviceManager.sessions.shutdownAll(),
-                        new Promise(resolve => setTimeout(resolve, 10000)),
-                    ])"""
-                )
-            except Exception:
-                pass
-            browser.close()
+        (root / "release").touch()
+        _wait_for(
+            page,
+            """() => [...document.querySelectorAll('.jp-OutputArea-output b')]
+                    .some(b => b.textContent.startsWith('train: 5 ok, 1 error'))""",
+            "the static summary replacing the live view",
+            RUN_S,
+            log,
+        )
+        assert live.inner_text().strip() == ""
+        summary = page.locator(".jp-OutputArea-output", has=page.locator("b", has_text="train: 5 ok"))
+        assert summary.locator("tbody tr").count() == 6
+        assert "loss diverged at epoch 8" in summary.inner_text()
+        _wait_for(
+            page,
+            "() => document.querySelectorAll('.jp-OutputArea-output img').length === 1",
+            "the final plot, as an image, after the summary",
+            STEP_S,
+            log,
+        )
+        page.locator(".jp-Cell-outputArea").first.screenshot(path=str(shots / "live_sweep_done.png"))
