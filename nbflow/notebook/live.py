@@ -117,7 +117,11 @@ class LiveTable:
         while not self._stop.wait(self.interval_s):
             if self._dirty:
                 self._dirty = False
-                self._paint()
+                try:
+                    self._paint()
+                except Exception as exc:
+                    # The view must never stop the sweep it shows; say what went wrong instead.
+                    self._widget.value = f"<pre>nbflow could not draw the live view: {html.escape(repr(exc))}</pre>"
 
     def _paint(self) -> None:
         if self._widget is None:

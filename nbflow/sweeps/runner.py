@@ -296,7 +296,8 @@ class Sweep(TaskBasedParallelAction):
         if run is None:
             return curves_frame([], {}, list(self.grid.axes), "task_id", {})
         with run.lock:
-            reported = {**run.running_curves, **run.curves}
+            # Copies: a running point's curve grows while the frame is built.
+            reported = {**{i: list(c) for i, c in run.running_curves.items()}, **run.curves}
             outputs = list(run.table.outputs)
         names = column_names(self.grid.axes, outputs)
         points = [{**self.grid[i], names["task_id"]: i} for i in reported]
