@@ -121,7 +121,9 @@ class LiveTable:
                     self._paint()
                 except Exception as exc:
                     # The view must never stop the sweep it shows; say what went wrong instead.
-                    self._widget.value = f"<pre>nbflow could not draw the live view: {html.escape(repr(exc))}</pre>"
+                    self._widget.value = (
+                        f"<pre>nbflow could not draw the live view: {html.escape(repr(exc))}</pre>"
+                    )
 
     def _paint(self) -> None:
         if self._widget is None:
