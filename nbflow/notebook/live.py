@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from nbflow.errors import summarize_exception
+from nbflow.sweeps.curves import step_column
 from nbflow.sweeps.naming import run_column
 
 __all__ = ["in_notebook", "LiveTable", "live_table"]
@@ -129,8 +131,18 @@ class LiveTable:
         if self._widget is None:
             return
         table = self.render(self._frame())
-        png = self._plot_png()
-        self._widget.value = _beside(table, png) if png else table
+        png, note = self._safe_plot()
+        self._widget.value = (_beside(table, png) if png else table) + note
+
+    def _safe_plot(self, final: bool = False) -> tuple[bytes | None, str]:
+        """The plot, or None and a note saying why it could not be drawn: the rows matter more."""
+        try:
+            return self._plot_png(final), ""
+        except Exception as exc:
+            return (
+                None,
+                f"<div><i>The plot could not be drawn: {html.escape(summarize_exception(exc))}</i></div>",
+            )
 
     def _plot_png(self, final: bool = False) -> bytes | None:
         """The curves as a PNG (the last one, when drawing a new one would come too soon)."""
@@ -140,7 +152,7 @@ class LiveTable:
         if not final and now - self._plot_at < max(self.interval_s, 10 * self._plot_cost):
             return self._plot
         curves, axes, task = self._curves()
-        metrics = [c for c in curves.columns if c not in (*axes, task, "step")]
+        metrics = [c for c in curves.columns if c not in (*axes, task, step_column(axes, task))]
         if not metrics:
             return None
         try:
@@ -200,8 +212,8 @@ class LiveTable:
         status = run_column(frame, "status")
         statuses = frame[status].tolist() if status in frame.columns else []
         table = self._table(rows, statuses) if len(frame) else ""
-        display({"text/html": f"<b>{html.escape(summary)}</b>{table}", "text/plain": summary}, raw=True)
-        png = self._plot_png(final=True)
+        png, note = self._safe_plot(final=True)
+        display({"text/html": f"<b>{html.escape(summary)}</b>{table}{note}", "text/plain": summary}, raw=True)
         if png:
             display(Image(data=png, format="png"))
 

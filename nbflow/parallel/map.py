@@ -196,11 +196,11 @@ class TaskBasedParallelAction(Action):
         """Called once a run of this step has its executor, before ``reduce`` sees any result."""
 
     def _heard_report(self, run: StepRun, report: tuple) -> None:
-        """With ``_hears_reports``: ``(task index, step, metrics, first)`` from a task of ``run``, from any thread.
+        """With ``_hears_reports``: ``(task index, step, metrics, attempt)`` from a task of ``run``, from any thread.
 
-        ``first`` says the report is the first of a new attempt (a retry starts its curve afresh).
-        It may arrive after the task's result, when it came through the channel: the result's
-        reports are the task's own.
+        A later attempt's reports replace an earlier one's; an earlier attempt abandoned past its
+        timeout may go on reporting after. A report may also arrive after the task's result,
+        when it came through the channel: the result's reports are the task's own.
         """
 
     def resolve_option(self, option: str, context: ApplicationContext | None = None) -> Any:
@@ -290,9 +290,19 @@ class TaskBasedParallelAction(Action):
             return result
         return state.merge({k: result[k] for k in declared(self, "writes") if k in result})
 
+    def _begin(
+        self, state: State, context: ApplicationContext | None, inputs: dict, for_async: bool
+    ) -> StepRun:
+        run = StepRun(self, state, context, inputs, self._executor(context, for_async=for_async))
+        try:
+            self._started(run)
+        except BaseException:
+            run.close()  # it registered a control and a listener, which would outlive it
+            raise
+        return run
+
     def _run(self, state: State, __context: ApplicationContext | None = None, **inputs: Any) -> State:
-        run = StepRun(self, state, __context, inputs, self._executor(__context, for_async=False))
-        self._started(run)
+        run = self._begin(state, __context, inputs, for_async=False)
         stream = run.stream()
         try:
             result = self._merged(state, call_declared(self.reduce, _REDUCE_ARGS, state=state, states=stream))
@@ -307,8 +317,7 @@ class TaskBasedParallelAction(Action):
         return run.finish(result)
 
     async def _arun(self, state: State, __context: ApplicationContext | None = None, **inputs: Any) -> State:
-        run = StepRun(self, state, __context, inputs, self._executor(__context, for_async=True))
-        self._started(run)
+        run = self._begin(state, __context, inputs, for_async=True)
         stream = run.astream()
         try:
             if inspect.iscoroutinefunction(self.reduce):

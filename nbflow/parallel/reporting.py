@@ -7,7 +7,8 @@ are cached with it, and a point that fails keeps what it reported before it fail
 starts its reports afresh.
 
 A step that listens (a sweep, for its live view) also hears each report the moment it is made,
-as ``(task index, step, metrics, first)``, where ``first`` says a new attempt began. Tasks in the
+as ``(task index, step, metrics, attempt)``: the attempt number lets the listener start a
+retry's curve afresh and ignore an abandoned earlier attempt that goes on reporting. Tasks in the
 driver's process call its listener directly; tasks in worker processes send reports through the
 step's `nbflow.parallel.channel.Channel`, a few times a second. A worker that cannot reach the
 channel (another machine of a cluster) keeps them for the task's result.
@@ -64,12 +65,13 @@ def _live(key: str | None) -> Callable[[tuple], None] | None:
 class Reports(PerAttempt):
     """What one attempt of a task reported, in order."""
 
-    __slots__ = ("index", "items", "listen", "live")
+    __slots__ = ("attempt", "index", "items", "listen", "live")
     current = contextvars.ContextVar("nbflow_reports", default=None)
 
-    def __init__(self, index: int = 0, listen: str | None = None) -> None:
+    def __init__(self, index: int = 0, listen: str | None = None, attempt: int = 1) -> None:
         super().__init__()
         self.index = index
+        self.attempt = attempt
         self.items: list[tuple[int, dict[str, Any]]] = []
         self.listen = listen
         self.live: Callable[[tuple], None] | None = None
@@ -90,7 +92,7 @@ class Reports(PerAttempt):
             # Found at the first report, in the point's own thread: most points never report.
             self.live, self.listen = _live(self.listen), None
         if self.live is not None:
-            self.live((self.index, *item, len(self.items) == 1))
+            self.live((self.index, *item, self.attempt))
 
 
 def last_values(items: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:

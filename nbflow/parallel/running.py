@@ -272,7 +272,8 @@ class StepRun:
         yield from self._make_tasks()
         # Only an end that is not an error: an error must reach the stream through the pump.
         self.production_done = True
-        if self._tell_total is not None:
+        if self._tell_total is not None and not self.cancel.is_set():
+            # A stopped step's tasks ended early: their count is not its total.
             self._tell_total(parent=self.context, total=self.produced)
         if self._inbox is not None:
             self._inbox.put((_PRODUCED, None))
@@ -493,7 +494,10 @@ class StepRun:
             self.worker_pids.add(payload)
         elif kind == "reports":
             for report in payload:
-                self.owner._heard_report(self, report)
+                try:
+                    self.owner._heard_report(self, report)
+                except Exception:
+                    pass  # a report is for show; the channel's thread must go on delivering results
         else:
             for raw in payload:
                 inbox.put((_RESULT, raw))

@@ -486,7 +486,7 @@ def _attempts(
             return Outcome(index, app, attempt, time.perf_counter() - started, resumed=True)
         attempt += 1
         began = time.perf_counter()
-        reports, output = Reports(index, collect.listen), PointOutput(collect.output)
+        reports, output = Reports(index, collect.listen, attempt), PointOutput(collect.output)
         try:
             with reports, output:
                 final = yield ("run", app)

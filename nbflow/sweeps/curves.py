@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["curves_frame"]
+__all__ = ["curves_frame", "step_column"]
+
+
+def step_column(axes: list[str], task_column: str) -> str:
+    """``step``, unless an axis (or the task id) took the name: then ``nbflow_step``."""
+    return "step" if "step" not in (*axes, task_column) else "nbflow_step"
 
 
 def curves_frame(points: list[dict], reported: Any, axes: list[str], task_column: str, renamed: Any) -> Any:
@@ -15,7 +20,8 @@ def curves_frame(points: list[dict], reported: Any, axes: list[str], task_column
     """
     import pandas as pd
 
-    taken = {*axes, task_column, "step"}
+    step_name = step_column(axes, task_column)
+    taken = {*axes, task_column, step_name}
     metrics: dict[str, str] = {}
     rows = []
     for point in sorted(points, key=lambda p: p[task_column]):
@@ -24,6 +30,6 @@ def curves_frame(points: list[dict], reported: Any, axes: list[str], task_column
                 if name not in metrics:
                     column = renamed.get(name, name)
                     metrics[name] = f"{column}_metric" if column in taken else column
-            rows.append({**point, "step": step, **{metrics[k]: v for k, v in values.items()}})
-    columns = [*axes, task_column, "step", *metrics.values()]
+            rows.append({**point, step_name: step, **{metrics[k]: v for k, v in values.items()}})
+    columns = [*axes, task_column, step_name, *metrics.values()]
     return pd.DataFrame(rows, columns=columns)

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from nbflow.errors import MissingDependencyError, ResultsError
+from nbflow.sweeps.curves import step_column
 from nbflow.sweeps.naming import run_column
 
 __all__ = ["plot", "plot_curves", "done_rows", "is_number", "KINDS"]
@@ -53,6 +54,24 @@ def _sweep_axes(df: pd.DataFrame, axes: Sequence[Any] | None) -> list[Any]:
     if axes is None:
         axes = list(df.attrs.get("nbflow", {}).get("axes", {}))
     return [a for a in axes if a in df.columns]
+
+
+def _plottable(df: pd.DataFrame, axes: Sequence[Any]) -> pd.DataFrame:
+    """``df`` with each axis's unhashable values (lists, dicts) as their text, to group and label by."""
+    fixed = {}
+    for axis in axes:
+        values = df[axis]
+        if values.dtype == object and not all(_hashable(v) for v in values):
+            fixed[axis] = values.map(lambda v: v if _hashable(v) else repr(v))
+    return df.assign(**fixed) if fixed else df
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def done_rows(df: pd.DataFrame, y: str) -> pd.DataFrame:
@@ -144,8 +163,8 @@ def plot(
             finished row has a value of ``y``.
         MissingDependencyError: matplotlib is not installed (the ``plot`` extra).
     """
-    rows = done_rows(df, y)
     sweep_axes = _sweep_axes(df, axes)
+    rows = _plottable(done_rows(df, y), [*sweep_axes, *(c for c in (x, by) if c in df.columns)])
     if not sweep_axes and x is None:
         msg = "These results do not say which columns are the sweep's axes (their provenance is missing). Pass x= the column to plot against, or axes=[...]."
         raise ResultsError(msg)
@@ -266,8 +285,9 @@ def plot_curves(
     ``task`` its task id column, and ``by`` defaults to the first of them that varies. A numeric ``by`` gets a colour scale, any
     other a legend. ``**kwargs`` go to ``ax.plot``.
     """
-    if metric not in curves.columns or metric in (*axes, "step", task):
-        reported = [str(c) for c in curves.columns if c not in (*axes, "step", task)]
+    step = step_column(list(axes), task)
+    if metric not in curves.columns or metric in (*axes, step, task):
+        reported = [str(c) for c in curves.columns if c not in (*axes, step, task)]
         fix = (
             f"Pass one of the metrics reported: {reported}."
             if reported
@@ -278,6 +298,7 @@ def plot_curves(
     if by is not None and by not in curves.columns:
         msg = f"plot_curves(by={by!r}): no such axis. Pass one of {[str(a) for a in axes]}."
         raise ResultsError(msg)
+    curves = _plottable(curves, axes)
     if by is None:
         by = next((a for a in axes if curves[a].nunique(dropna=False) > 1), None)
     if ax is None:
@@ -306,7 +327,7 @@ def plot_curves(
         if by is not None and not is_number(curves[by]) and value not in labelled:
             labelled.add(value)
             label = _short(value)
-        ax.plot(part["step"], part[metric], color=colour(value), label=label, **kwargs)
+        ax.plot(part[step], part[metric], color=colour(value), label=label, **kwargs)
     ax.set_xlabel("step")
     ax.set_ylabel(str(metric))
     if labelled:

@@ -163,7 +163,8 @@ class ResultTable:
         # Loading export registers the df.nbflow accessor, so every result frame has it.
         import nbflow.sweeps.export  # noqa: F401
 
-        owner = self._owner in (None, threading.get_ident())
+        # Before the first add nothing is pending, and a reader must not become the owner.
+        owner = self._owner == threading.get_ident()
         with self._lock:
             # Only the adding thread compacts; another thread (a live view) reads a copy of the
             # pending rows instead, so it never swaps the list out from under an add.

@@ -290,14 +290,20 @@ class Sweep(TaskBasedParallelAction):
         """Every report heard so far, as ``df.nbflow.curves()`` has them: of finished points and running ones.
 
         While the sweep runs, a running point's reports are here as it makes them (from worker
-        processes, Dask and Ray within a fraction of a second), before its row exists.
+        processes, Dask and Ray within a fraction of a second), before its row exists. Once it
+        has stopped they are the results' own (after ``rerun_failed()``, the merged ones').
         """
-        run = self._latest.run
-        if run is None:
+        latest = self._latest
+        if latest.run is None:
             return curves_frame([], {}, list(self.grid.axes), "task_id", {})
+        if latest.rerun is not None and not latest.run.running:
+            return latest.rerun.nbflow.curves()
+        return self._curves_of(latest.run)
+
+    def _curves_of(self, run: _SweepRun) -> Any:
         with run.lock:
             # Copies: a running point's curve grows while the frame is built.
-            reported = {**{i: list(c) for i, c in run.running_curves.items()}, **run.curves}
+            reported = {**{i: list(c) for i, (_, c) in run.running_curves.items()}, **run.curves}
             outputs = list(run.table.outputs)
         names = column_names(self.grid.axes, outputs)
         points = [{**self.grid[i], names["task_id"]: i} for i in reported]
@@ -379,22 +385,24 @@ class Sweep(TaskBasedParallelAction):
         for point in self.grid:
             yield SubGraphTask(action=self.graph, state=State(point))
 
-    def _live_curves(self) -> tuple[Any, list, str]:
-        curves = self.curves()
+    def _live_curves(self, run: _SweepRun) -> tuple[Any, list, str]:
+        curves = self._curves_of(run)
         return curves, list(self.grid.axes), curves.columns[len(self.grid.axes)]
 
     def _heard_report(self, step_run: Any, report: tuple) -> None:
-        index, step, metrics, first = report
+        index, step, metrics, attempt = report
         run = self._latest.run
         if run is None or run.control is not step_run:
             return  # from a run that is over (a thread abandoned past its timeout)
         with run.lock:
-            if index in run.finished:
+            if not run.running or index in run.finished:
                 return  # its row is final, with the reports its result carried
-            curve = None if first else run.running_curves.get(index)
-            if curve is None:
-                curve = run.running_curves[index] = []
-            curve.append((step, metrics))
+            held = run.running_curves.get(index)
+            if held is None or attempt > held[0]:
+                held = run.running_curves[index] = (attempt, [])
+            elif attempt < held[0]:
+                return  # an earlier attempt, abandoned past its timeout, still reporting
+            held[1].append((step, metrics))
         if run.view is not None:
             run.view.refresh()
 
@@ -420,7 +428,9 @@ class Sweep(TaskBasedParallelAction):
         bar = make_progress(self.progress, len(self.grid), self.name)
         # In a notebook, the notebook layer's live table; elsewhere None.
         live = run.view = (
-            extension("live_table")(run.table.frame, total=len(self.grid), curves=self._live_curves)
+            extension("live_table")(
+                run.table.frame, total=len(self.grid), curves=functools.partial(self._live_curves, run)
+            )
             if self.live
             else None
         )
@@ -441,19 +451,22 @@ class Sweep(TaskBasedParallelAction):
             run.stopped = "interrupted"
             raise
         finally:
-            if bar is not None:
-                bar.set_postfix(_counts(table), refresh=False)
-                bar.close()
-            control = run.control
-            if (
-                run.stopped is None
-                and control is not None
-                and (control.interrupted or control.cancel_requested)
-            ):
-                run.stopped = "interrupted" if control.interrupted else "cancelled"
-            self._close(run)
-            if live is not None:
-                live.close(self._summary(run))
+            try:
+                if bar is not None:
+                    bar.set_postfix(_counts(table), refresh=False)
+                    bar.close()
+                control = run.control
+                if (
+                    run.stopped is None
+                    and control is not None
+                    and (control.interrupted or control.cancel_requested)
+                ):
+                    run.stopped = "interrupted" if control.interrupted else "cancelled"
+                self._close(run)
+            finally:
+                # Whatever failed above, the live view's thread must end.
+                if live is not None:
+                    live.close(self._summary(run))
         partial = state.update(**{self.output: self._frame(run)})
         if failed is not None:
             task = failed.task
@@ -520,7 +533,11 @@ class Sweep(TaskBasedParallelAction):
                 run.table.add(self.grid[index], {}, status="cancelled", task_id=index)
                 run.never_ran += 1
         run.ended = dt.datetime.now(dt.timezone.utc)
-        run.running = False
+        with run.lock:
+            # Points still running after a stop (threads cannot be stopped) report into nothing:
+            # the curves are the rows' own from now on.
+            run.running = False
+            run.running_curves.clear()
 
     def _outputs(self, sub: State) -> dict:
         if _RESULT in self.graph.writes:

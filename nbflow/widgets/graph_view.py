@@ -127,9 +127,11 @@ class GraphView(ipywidgets.HTML):
         with self._lock:
             self._dirty = True
             wait = self._last + self.interval_s - time.monotonic()
-            if wait > 0:
+            # A task's count is told on the thread taking the step's results: draw it on the timer's
+            # instead, so that rendering with dot never holds up the step.
+            if wait > 0 or event in ("task_finished", "tasks_known"):
                 if self._timer is None:
-                    self._timer = threading.Timer(wait, self._trailing)
+                    self._timer = threading.Timer(max(wait, 0.0), self._trailing)
                     self._timer.name = "nbflow-graph-view"
                     self._timer.daemon = True
                     self._timer.start()

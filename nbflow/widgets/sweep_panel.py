@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import html
-import os
 import threading
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import ipywidgets
 from nbflow.errors import SweepError
 from nbflow.parallel.registry import resolve_executor
 from nbflow.sweeps.grids import Grid, grid
+from nbflow.sweeps.naming import run_column
 from nbflow.sweeps.runner import Sweep
 from nbflow.widgets.axis_controls import AxisControl, control_for, controls_from_signature
 from nbflow.widgets.panel_plot import metric_plot
@@ -40,7 +40,7 @@ _PANEL_STYLE = (
 )
 # Executors that take no n_jobs: an instance is made already, None is the application's.
 _FIXED_CONCURRENCY = ("sequential", None)
-# Named executors made here to read their default n_jobs; a cluster's would connect to it.
+# Named executors made here to read their default n_jobs (making a cluster's would connect to it).
 _LOCAL_EXECUTORS = ("threads", "processes", "async")
 # JupyterLab styles a DataFrame's own output, not a table inside an HTML widget; give it the basics.
 _TABLE_STYLE = (
@@ -153,14 +153,17 @@ class SweepPanel:
         self.export_status = ipywidgets.HTML()
         executor = self.sweep_options.get("executor", "threads")
         fixed = not isinstance(executor, str) or executor in _FIXED_CONCURRENCY
+        # A cluster's executor sizes what it keeps in flight from the cluster itself: the panel
+        # leaves that alone (and hides the field) unless n_jobs was given.
+        cluster = not fixed and executor not in _LOCAL_EXECUTORS and n_jobs is None
         # How many points run at once, given to Sweep(n_jobs=...) on each Run.
         self.n_jobs = ipywidgets.BoundedIntText(
-            value=n_jobs or (1 if fixed else _default_n_jobs(executor)),
+            value=n_jobs or (1 if fixed or cluster else _default_n_jobs(executor)),
             min=1,
             max=1024,
             description="n_jobs",
-            disabled=fixed,
-            layout=ipywidgets.Layout(width="140px"),
+            disabled=fixed or cluster,
+            layout=ipywidgets.Layout(width="140px", display="none" if cluster else None),
             style={"description_width": "50px"},
         )
 
@@ -322,8 +325,7 @@ class SweepPanel:
         except Exception as exc:
             self.export_status.value = _error_html(exc)
             return
-        counts = frame["status"].value_counts() if len(frame) else {}
-        statuses = ", ".join(f"{n} {status}" for status, n in sorted(dict(counts).items()))
+        statuses = _summary(_status_counts(frame))
         rows = f"{len(frame)} row{'' if len(frame) == 1 else 's'}"
         self.export_status.value = f"Wrote {html.escape(str(path))}: {rows}" + (
             f" ({statuses})." if statuses else "."
@@ -360,10 +362,10 @@ class SweepPanel:
 
     def _draw(self, frame: Any, *, final: bool, progress: WidgetProgress | None = None) -> None:
         self._frame = frame
-        counts = frame["status"].value_counts().to_dict() if len(frame) else {}
+        counts = _status_counts(frame)
         done = sum(n for status, n in counts.items() if status != "cancelled")
         total = len(self.sweep) if self.sweep is not None else 0
-        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        summary = _summary(counts)
         elapsed = time.monotonic() - self._started
         # The status goes last: once it says finished, the table and plot show the final rows.
         self.table.value = self._table_html(frame)
@@ -440,12 +442,20 @@ class SweepPanel:
         )
 
 
+def _status_counts(frame: Any) -> dict[str, int]:
+    """Rows by status, from the status column wherever the frame put it (an output may be "status")."""
+    column = run_column(frame, "status")
+    return frame[column].value_counts().to_dict() if len(frame) and column in frame.columns else {}
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
 def _default_n_jobs(executor: str) -> int:
-    """What the executor named runs at once by default; the number of cores for a cluster's."""
-    if executor in _LOCAL_EXECUTORS:
-        made = resolve_executor(executor)
-        return getattr(made, "n_jobs", None) or made.max_concurrency
-    return os.cpu_count() or 1
+    """What the local executor named runs at once by default."""
+    made = resolve_executor(executor)
+    return getattr(made, "n_jobs", None) or made.max_concurrency
 
 
 def _error_html(exc: BaseException) -> str:

@@ -91,3 +91,14 @@ def test_live_table_before_the_first_row_shows_only_the_counts():
 
     empty = pd.DataFrame({"x": [], "status": []})
     assert LiveTable(lambda: empty, total=6).render(empty) == "<div>0 of 6 done</div>"
+
+
+def test_a_plot_that_cannot_be_drawn_leaves_the_rows_and_a_note():
+    """The live view never loses the table, nor the sweep its result, to a plotting error."""
+    from nbflow.notebook.live import LiveTable
+
+    def broken():
+        raise ValueError("odd curves")
+
+    png, note = LiveTable(lambda: None, curves=broken)._safe_plot(final=True)
+    assert png is None and "The plot could not be drawn: ValueError: odd curves" in note

@@ -140,3 +140,63 @@ def test_reports_after_a_points_row_is_final_change_nothing():
 def test_a_sweep_that_never_ran_has_no_curves():
     s = Sweep(lambda lr: lr, {"lr": [1.0]}, progress=False)
     assert s.curves().empty and list(s.curves().columns) == ["lr", "task_id", "step"]
+
+
+def late_reporter(gate, marks, told, x):
+    """Attempt 1 reports, overruns its timeout and goes on reporting; attempt 2 reports once and holds."""
+    mark = pathlib.Path(marks) / "first"
+    if not mark.exists():
+        mark.touch()
+        nbflow.report(step=0, v=1)
+        time.sleep(0.4)  # past the timeout: abandoned, but a thread goes on
+        for step in range(1, 4):
+            nbflow.report(step=step, v=99)
+        told.set()
+        return
+    nbflow.report(step=0, v=2)
+    while not pathlib.Path(gate).exists():
+        time.sleep(0.005)
+
+
+def test_an_abandoned_attempt_reporting_late_never_enters_the_retrys_curve(tmp_path):
+    told = threading.Event()
+    gate = tmp_path / "go"
+    s = Sweep(
+        late_reporter,
+        grid(gate=[str(gate)], marks=[str(tmp_path)], told=[told], x=[1]),
+        executor="threads",
+        timeout=0.1,
+        retries=1,
+        retry_backoff_s=0,
+        progress=False,
+    )
+    thread, finished = _run_in_background(s)
+    try:
+        assert told.wait(30)  # attempt 1 made its late reports while attempt 2 ran
+        _wait_for(lambda: s.curves().get("v", pd.Series()).tolist() == [2])
+    finally:
+        gate.touch()
+        thread.join()
+    assert finished["df"]["attempts"].tolist() == [2]
+    assert finished["df"].nbflow.curves()["v"].tolist() == [2]
+
+
+def holds_then_reports_again(gate, x):
+    nbflow.report(step=0, v=x)
+    while not pathlib.Path(gate).exists():
+        time.sleep(0.005)
+    nbflow.report(step=1, v=x)  # after the sweep was cancelled: reported into nothing
+
+
+def test_after_a_cancel_the_curves_are_the_results_own(tmp_path):
+    """A point still running when the sweep was cancelled is a cancelled row: no curve, even as it reports on."""
+    gate = tmp_path / "go"
+    s = Sweep(holds_then_reports_again, grid(gate=[str(gate)], x=[5]), executor="threads", progress=False)
+    thread, finished = _run_in_background(s)
+    _wait_for(lambda: len(s.curves()) == 1)
+    s.cancel()
+    thread.join()
+    df = finished["df"]
+    assert df["status"].tolist() == ["cancelled"]
+    gate.touch()  # the abandoned point reports again
+    assert s.curves().equals(df.nbflow.curves()) and s.curves().empty

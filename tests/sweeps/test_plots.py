@@ -168,3 +168,30 @@ def test_without_matplotlib_the_error_names_the_extra(tmp_path):
         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin"},
     ).stdout
     assert "pip install 'nbflow[plot]'" in out
+
+
+def test_an_axis_named_step_keeps_its_values_and_the_reports_step_moves_aside():
+    def fit(step):
+        for epoch in range(2):
+            nbflow.report(step=epoch, loss=step * (epoch + 1))
+
+    df = _sweep(fit, {"step": [0.1, 0.2]})
+    curves = df.nbflow.curves()
+    assert list(curves.columns) == ["step", "task_id", "nbflow_step", "loss"]
+    assert curves["step"].tolist() == [0.1, 0.1, 0.2, 0.2]
+    assert curves["nbflow_step"].tolist() == [0, 1, 0, 1]
+    assert len(df.nbflow.plot_curves("loss").lines) == 2
+
+
+def test_list_valued_axes_are_grouped_and_labelled_by_their_text():
+    def fit(layers, lr):
+        for epoch in range(2):
+            nbflow.report(loss=lr * len(layers) / (epoch + 1))
+        return {"acc": lr * len(layers)}
+
+    df = _sweep(fit, {"layers": [[64], [64, 64]], "lr": [0.1, 0.2]})
+    ax = df.nbflow.plot("acc")
+    assert ax.images[0].get_array().shape == (2, 2)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["[64]", "[64, 64]"]
+    ax = df.nbflow.plot_curves("loss", by="layers")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["[64]", "[64, 64]"]

@@ -512,3 +512,25 @@ def test_sweep_panel_log_slider_reads_out_values_as_typed():
     panel = SweepPanel(train, lr=(1e-3, 1e-1, "log"), depth=(1, 2))
     control = panel.controls["lr"]
     assert control.low.readout_format == control.high.readout_format == ".4"
+
+
+def test_sweep_panel_counts_rows_by_the_run_status_even_when_an_output_is_named_status(tmp_path):
+    def solver(tol):
+        return {"status": "converged", "tol_used": tol}
+
+    panel = SweepPanel(solver, tol=[0.1, 0.01])
+    panel.run()
+    panel.wait(timeout=60)
+    assert panel.status.value.startswith("Run 1 finished: 2 of 2 points · 2 ok")
+    panel.export(tmp_path / "runs.csv")
+    panel.export_path.value = str(tmp_path / "runs.csv")
+    panel.export_button.click()
+    assert panel.export_status.value.endswith(": 2 rows (2 ok).")
+
+
+def test_sweep_panel_leaves_a_clusters_n_jobs_to_the_cluster():
+    """On Dask or Ray the executor sizes what it keeps in flight from the cluster: no field, no n_jobs passed."""
+    panel = SweepPanel(train, lr=[0.1], depth=[1], sweep_options={"executor": "dask"})
+    assert panel.n_jobs.disabled and panel.n_jobs.layout.display == "none"
+    asked = SweepPanel(train, lr=[0.1], depth=[1], sweep_options={"executor": "dask", "n_jobs": 8})
+    assert not asked.n_jobs.disabled and asked.n_jobs.value == 8
