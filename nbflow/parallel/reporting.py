@@ -82,11 +82,16 @@ class Reports(PerAttempt):
         elif isinstance(step, bool) or not isinstance(step, numbers.Integral):
             msg = f"report(step=...) takes an int (the epoch, iteration or batch), not {type(step).__name__} {step!r}. Leave it out to count the reports of this point: 0, 1, 2..."
             raise TypeError(msg)
+        plain = {}
         for name, value in metrics.items():
+            if type(value) is float or type(value) is int:
+                plain[name] = value  # the usual case, without numbers' ABC checks
+                continue
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 msg = f"report({name}=...) takes a number, not {type(value).__name__} {value!r}: metrics are plotted and compared. Return other values from the point instead; they become columns of its row."
                 raise TypeError(msg)
-        item = (int(step), {k: _plain(v) for k, v in metrics.items()})
+            plain[name] = _plain(value)
+        item = (int(step), plain)
         self.items.append(item)
         if self.listen is not None:
             # Found at the first report, in the point's own thread: most points never report.

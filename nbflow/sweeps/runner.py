@@ -141,8 +141,8 @@ class _SweepRun:
     git: Callable[[], dict | None] | None = None
     # What points still running reported so far, heard as they report (see Sweep._heard_report).
     running_curves: dict = dataclasses.field(default_factory=dict)
-    # Held while a point's row is added and while a report is heard: a report must never land
-    # in the curve of a point whose row is already final.
+    # Held while a point's row and curve are added, and while the curves are read (by
+    # Sweep.curves() and the live view, from other threads).
     lock: Any = dataclasses.field(default_factory=threading.Lock)
     # The live view, told when there is something new to draw.
     view: Any = None
@@ -302,8 +302,14 @@ class Sweep(TaskBasedParallelAction):
 
     def _curves_of(self, run: _SweepRun) -> Any:
         with run.lock:
-            # Copies: a running point's curve grows while the frame is built.
-            reported = {**{i: list(c) for i, (_, c) in run.running_curves.items()}, **run.curves}
+            # Copies: a running point's curve grows while the frame is built. Only points still
+            # running, and only while the run is: see _heard_report.
+            running = (
+                {i: list(c) for i, (_, c) in list(run.running_curves.items()) if i not in run.finished}
+                if run.running
+                else {}
+            )
+            reported = {**running, **run.curves}
             outputs = list(run.table.outputs)
         names = column_names(self.grid.axes, outputs)
         points = [{**self.grid[i], names["task_id"]: i} for i in reported]
@@ -394,15 +400,17 @@ class Sweep(TaskBasedParallelAction):
         run = self._latest.run
         if run is None or run.control is not step_run:
             return  # from a run that is over (a thread abandoned past its timeout)
-        with run.lock:
-            if not run.running or index in run.finished:
-                return  # its row is final, with the reports its result carried
-            held = run.running_curves.get(index)
-            if held is None or attempt > held[0]:
-                held = run.running_curves[index] = (attempt, [])
-            elif attempt < held[0]:
-                return  # an earlier attempt, abandoned past its timeout, still reporting
-            held[1].append((step, metrics))
+        # No lock: the points' threads would queue on it with the thread adding rows. A report
+        # that races a point's row (or the end of the run) lands in a curve `_curves_of` leaves
+        # out, since a finished point's curve is its result's, and a stopped run's are the rows'.
+        if not run.running or index in run.finished:
+            return
+        held = run.running_curves.get(index)
+        if held is None or attempt > held[0]:
+            held = run.running_curves[index] = (attempt, [])
+        elif attempt < held[0]:
+            return  # an earlier attempt, abandoned past its timeout, still reporting
+        held[1].append((step, metrics))
         if run.view is not None:
             run.view.refresh()
 
