@@ -437,8 +437,15 @@ class RayExecutor(_ClusterExecutor):
     def _cancel(self, futures: list, force: bool = False) -> None:
         # force=True ends the worker process running the task: Ray starts another.
         ray = self._connect()
+        # Only what has not finished: Ray 2.60's driver can abort on a cancel that races the
+        # reply of a task just done ("Tried to complete task that was not pending", the race of
+        # ray-project/ray#54798), which took a whole test session down once. Leaving finished
+        # tasks alone shrinks that window to the tasks finishing right now.
+        finished, _ = ray.wait(futures, num_returns=len(futures), timeout=0, fetch_local=False)
+        done = set(finished)
         for future in futures:
-            ray.cancel(future, force=force)
+            if future not in done:
+                ray.cancel(future, force=force)
 
     def _cancelled(self, error: BaseException) -> bool:
         exceptions = _require("ray.exceptions", "ray")
