@@ -92,6 +92,7 @@ class LiveTable:
         self._dirty = False
         self._stop = threading.Event()
         self._painter: threading.Thread | None = None
+        self._paint_cost = 0.0
         # The last plot, and what drawing it cost: a plot is redrawn at most every ten times
         # that, so a slow machine spends at most a tenth of its time on it.
         self._plot: bytes | None = None
@@ -116,7 +117,9 @@ class LiveTable:
             self._dirty = True
 
     def _paint_loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        # A redraw builds the frame of every row so far: on a large sweep that takes a while, and
+        # the view waits ten times as long before the next, to keep to a tenth of the driver's time.
+        while not self._stop.wait(max(self.interval_s, 10 * self._paint_cost)):
             if self._dirty:
                 self._dirty = False
                 try:
@@ -130,9 +133,11 @@ class LiveTable:
     def _paint(self) -> None:
         if self._widget is None:
             return
+        started = time.monotonic()
         table = self.render(self._frame())
         png, note = self._safe_plot()
         self._widget.value = (_beside(table, png) if png else table) + note
+        self._paint_cost = time.monotonic() - started
 
     def _safe_plot(self, final: bool = False) -> tuple[bytes | None, str]:
         """The plot, or None and a note saying why it could not be drawn: the rows matter more."""
