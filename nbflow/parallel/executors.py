@@ -336,9 +336,7 @@ class MultiProcessExecutor(JoblibExecutor):
         # batches): a round pauses only when reduce, not the workers, is behind.
         if "pre_dispatch" in self.parallel_kwargs:
             return None  # the caller chose how far joblib runs ahead
-        n_jobs = self.max_concurrency or configured("n_jobs") or -1
-        workers = n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-        return 4 * workers * _BatchSizer.MOST
+        return 4 * self.n_jobs * _BatchSizer.MOST
 
     def abort(self, workers: Collection[int] = ()) -> None:
         """End the worker processes running this step's tasks, and with them the tasks.
