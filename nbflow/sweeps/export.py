@@ -240,7 +240,7 @@ class NbflowAccessor:
         """
         df = self._df
         task_column = run_column(df, "task_id")
-        axes = [str(a) for a in self.provenance.get("axes", {}) if a in df.columns]
+        axes = plots.sweep_axes(df)
         reported = self.provenance.get("curves") or {}
         renamed = (self.provenance.get("columns") or {}).get("outputs", {})
         points = df[[*axes, task_column]].to_dict("records") if task_column in df.columns and reported else []
@@ -269,7 +269,7 @@ class NbflowAccessor:
         ``by=`` picks the axis (by default the first that varies); ``ax=`` an Axes to draw on.
         Returns the matplotlib Axes.
         """
-        axes = [a for a in self.provenance.get("axes", {}) if a in self._df.columns]
+        axes = plots.sweep_axes(self._df)
         task = run_column(self._df, "task_id")
         return plots.plot_curves(self.curves(), metric, axes=axes, task=task, **options)
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from nbflow.errors import SweepError
 
-__all__ = ["Grid", "grid", "zipped"]
+__all__ = ["Grid", "grid", "zipped", "axis_key"]
 
 _HTML_ROWS = 10
 _TIMES = " \N{MULTIPLICATION SIGN} "
@@ -38,6 +38,15 @@ _REPR.maxlist = _REPR.maxtuple = 6
 
 def _short(value: Any) -> str:
     return _REPR.repr(value)
+
+
+def axis_key(value: Any) -> Any:
+    """An axis value as something to group and count by: itself when hashable, else its repr (a list)."""
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
 
 
 def _count(n: int, word: str) -> str:

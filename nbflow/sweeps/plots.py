@@ -21,9 +21,10 @@ import pandas as pd
 
 from nbflow.errors import MissingDependencyError, ResultsError
 from nbflow.sweeps.curves import step_column
+from nbflow.sweeps.grids import axis_key
 from nbflow.sweeps.naming import run_column
 
-__all__ = ["plot", "plot_curves", "done_rows", "is_number", "KINDS"]
+__all__ = ["plot", "plot_curves", "done_rows", "is_number", "plottable", "sweep_axes", "tick_label", "KINDS"]
 
 KINDS = ("line", "bar", "heatmap", "parallel")
 # Axes that repeat a point rather than move it: averaged over, not plotted against.
@@ -50,28 +51,17 @@ def _is_repeat(axis: Any) -> bool:
     return name in _REPEATS or name.endswith(("_seed", "_repeat"))
 
 
-def _sweep_axes(df: pd.DataFrame, axes: Sequence[Any] | None) -> list[Any]:
+def sweep_axes(df: pd.DataFrame, axes: Sequence[Any] | None = None) -> list[Any]:
+    """The sweep's axes among ``df``'s columns: ``axes``, or those its provenance names."""
     if axes is None:
         axes = list(df.attrs.get("nbflow", {}).get("axes", {}))
     return [a for a in axes if a in df.columns]
 
 
-def _plottable(df: pd.DataFrame, axes: Sequence[Any]) -> pd.DataFrame:
+def plottable(df: pd.DataFrame, axes: Sequence[Any]) -> pd.DataFrame:
     """``df`` with each axis's unhashable values (lists, dicts) as their text, to group and label by."""
-    fixed = {}
-    for axis in axes:
-        values = df[axis]
-        if values.dtype == object and not all(_hashable(v) for v in values):
-            fixed[axis] = values.map(lambda v: v if _hashable(v) else repr(v))
+    fixed = {axis: df[axis].map(axis_key) for axis in axes if df[axis].dtype == object}
     return df.assign(**fixed) if fixed else df
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
 
 
 def done_rows(df: pd.DataFrame, y: str) -> pd.DataFrame:
@@ -100,8 +90,10 @@ def _log_spaced(values: pd.Series) -> bool:
     return bool(low > 0 and high / low >= 100)
 
 
-def _choose(rows: pd.DataFrame, axes: list[Any], kind: str | None, x: Any, by: Any) -> tuple[str, Any, Any]:
-    """``(kind, x, by)``: what the caller gave, the rest from the axes that vary."""
+def _choose(
+    rows: pd.DataFrame, axes: list[Any], kind: str | None, x: Any, by: Any
+) -> tuple[str, Any, Any, list[Any]]:
+    """``(kind, x, by, shaped)``: what the caller gave, the rest from the axes that vary (``shaped``)."""
     if kind is not None and kind not in KINDS:
         msg = f"plot(kind={kind!r}) is not a chart nbflow draws. Pass one of {list(KINDS)}, or leave it out to pick from the sweep's shape."
         raise ValueError(msg)
@@ -118,7 +110,7 @@ def _choose(rows: pd.DataFrame, axes: list[Any], kind: str | None, x: Any, by: A
         else:
             kind = "line" if len(shaped) < 2 else "heatmap" if len(shaped) == 2 else "parallel"
     if kind == "parallel":
-        return kind, None, None
+        return kind, None, None, shaped or axes
     if x is None:
         if not free:
             msg = "Every finished row has the same parameters, so there is nothing to plot the metric against. Pass x= a column."
@@ -131,7 +123,7 @@ def _choose(rows: pd.DataFrame, axes: list[Any], kind: str | None, x: Any, by: A
         by = free.pop(0)
     if kind == "line" and not is_number(rows[x]):
         kind = "bar"
-    return kind, x, by
+    return kind, x, by, shaped
 
 
 def plot(
@@ -163,17 +155,16 @@ def plot(
             finished row has a value of ``y``.
         MissingDependencyError: matplotlib is not installed (the ``plot`` extra).
     """
-    sweep_axes = _sweep_axes(df, axes)
-    rows = _plottable(done_rows(df, y), [*sweep_axes, *(c for c in (x, by) if c in df.columns)])
-    if not sweep_axes and x is None:
+    axes = sweep_axes(df, axes)
+    rows = plottable(done_rows(df, y), [*axes, *(c for c in (x, by) if c in df.columns)])
+    if not axes and x is None:
         msg = "These results do not say which columns are the sweep's axes (their provenance is missing). Pass x= the column to plot against, or axes=[...]."
         raise ResultsError(msg)
-    kind, x, by = _choose(rows, sweep_axes, kind, x, by)
+    kind, x, by, shaped = _choose(rows, axes, kind, x, by)
     if ax is None:
         ax = _new_axes()
     if kind == "parallel":
-        shaped = [a for a in sweep_axes if rows[a].nunique(dropna=False) > 1 and not _is_repeat(a)]
-        return _parallel(ax, rows, shaped or sweep_axes, y, **kwargs)
+        return _parallel(ax, rows, shaped, y, **kwargs)
     if kind == "heatmap":
         return _heatmap(ax, rows, x, by, y, **kwargs)
     return _lines(ax, rows, x, by, y, bars=kind == "bar", **kwargs)
@@ -193,7 +184,7 @@ def _lines(ax: Any, rows: pd.DataFrame, x: Any, by: Any, y: str, bars: bool, **k
         stats = _stats(part, [x], y)
         errors = stats["std"].fillna(0.0) if (stats["count"] > 1).any() else None
         repeated = repeated or errors is not None
-        label = None if by is None else f"{by}={_short(value)}"
+        label = None if by is None else f"{by}={tick_label(value)}"
         if bars:
             where = [categories.index(v) + (position - (len(groups) - 1) / 2) * width for v in stats[x]]
             ax.bar(where, stats["mean"], width=width, yerr=errors, capsize=3, label=label, **kwargs)
@@ -202,7 +193,7 @@ def _lines(ax: Any, rows: pd.DataFrame, x: Any, by: Any, y: str, bars: bool, **k
             options = {"marker": "o", "capsize": 3, **kwargs}
             ax.errorbar(stats[x], stats["mean"], yerr=errors, label=label, **options)
     if bars:
-        ax.set_xticks(range(len(categories)), [_short(c) for c in categories])
+        ax.set_xticks(range(len(categories)), [tick_label(c) for c in categories])
     elif _log_spaced(rows[x]):
         ax.set_xscale("log")
     ax.set_xlabel(str(x))
@@ -218,8 +209,8 @@ def _heatmap(ax: Any, rows: pd.DataFrame, x: Any, by: Any, y: str, **kwargs: Any
     index = sorted(stats[by].unique(), key=_order) if is_number(rows[by]) else list(stats[by].unique())
     table = stats.pivot(index=by, columns=x, values="mean").reindex(index=index, columns=columns)
     image = ax.imshow(table.to_numpy(dtype=float), aspect="auto", **{"cmap": "viridis", **kwargs})
-    ax.set_xticks(range(len(columns)), [_short(c) for c in columns])
-    ax.set_yticks(range(len(index)), [_short(i) for i in index])
+    ax.set_xticks(range(len(columns)), [tick_label(c) for c in columns])
+    ax.set_yticks(range(len(index)), [tick_label(i) for i in index])
     ax.set_xlabel(str(x))
     ax.set_ylabel(str(by))
     ax.figure.colorbar(image, ax=ax, label=f"{y} (mean)" if (stats["count"] > 1).any() else str(y))
@@ -247,11 +238,11 @@ def _parallel(ax: Any, rows: pd.DataFrame, axes: list[Any], y: str, **kwargs: An
                 numbers = numbers.map(math.log10)
             low, high = numbers.min(), numbers.max()
             scaled[column] = 0.5 if high == low else (numbers - low) / (high - low)
-            ticks[column] = (_short(values.min()), _short(values.max()))
+            ticks[column] = (tick_label(values.min()), tick_label(values.max()))
         else:
             order = list(dict.fromkeys(values.tolist()))
             scaled[column] = values.map(order.index) / max(len(order) - 1, 1)
-            ticks[column] = (_short(order[0]), _short(order[-1]))
+            ticks[column] = (tick_label(order[0]), tick_label(order[-1]))
     norm = mpl.colors.Normalize(rows[y].min(), rows[y].max())
     cmap = mpl.colormaps[kwargs.pop("cmap", "viridis")]
     options = {"alpha": 0.7, "linewidth": 1.2, **kwargs}
@@ -282,8 +273,8 @@ def plot_curves(
     """One line of ``metric`` against ``step`` per point of ``curves``, coloured by the axis ``by``.
 
     ``curves`` is ``df.nbflow.curves()``; ``axes`` are the sweep's axes among its columns,
-    ``task`` its task id column, and ``by`` defaults to the first of them that varies. A numeric ``by`` gets a colour scale, any
-    other a legend. ``**kwargs`` go to ``ax.plot``.
+    ``task`` its task id column, and ``by`` defaults to the first of them that varies. A numeric
+    ``by`` gets a colour scale, any other a legend. ``**kwargs`` go to ``ax.plot``.
     """
     step = step_column(list(axes), task)
     if metric not in curves.columns or metric in (*axes, step, task):
@@ -298,7 +289,7 @@ def plot_curves(
     if by is not None and by not in curves.columns:
         msg = f"plot_curves(by={by!r}): no such axis. Pass one of {[str(a) for a in axes]}."
         raise ResultsError(msg)
-    curves = _plottable(curves, axes)
+    curves = plottable(curves, axes)
     if by is None:
         by = next((a for a in axes if curves[a].nunique(dropna=False) > 1), None)
     if ax is None:
@@ -326,7 +317,7 @@ def plot_curves(
         label = None
         if by is not None and not is_number(curves[by]) and value not in labelled:
             labelled.add(value)
-            label = _short(value)
+            label = tick_label(value)
         ax.plot(part[step], part[metric], color=colour(value), label=label, **kwargs)
     ax.set_xlabel("step")
     ax.set_ylabel(str(metric))
@@ -339,7 +330,7 @@ def _order(value: Any) -> Any:
     return (value is None or value != value, value)
 
 
-def _short(value: Any) -> str:
+def tick_label(value: Any) -> str:
     """A tick label: numbers to four significant digits, other values as they print."""
     if isinstance(value, float):
         return f"{value:.4g}"

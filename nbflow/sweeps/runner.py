@@ -36,7 +36,7 @@ from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_run
 from nbflow.persistence.curves import TaskCurves
 from nbflow.persistence.logs import TaskLogs
 from nbflow.sweeps.curves import curves_frame
-from nbflow.sweeps.grids import Grid, grid, zipped
+from nbflow.sweeps.grids import Grid, axis_key, grid, zipped
 from nbflow.sweeps.progress import make_progress
 from nbflow.sweeps.provenance import collect_provenance, git_in_background
 from nbflow.sweeps.results import RUN_FIELDS, ResultTable, column_names, run_column, table_rows
@@ -650,7 +650,7 @@ def _axes_provenance(g: Grid) -> dict[str, Any]:
     last: dict[str, Any] = {}
     for point in g:
         for axis, values in seen.items():
-            value = _hashable(point[axis])
+            value = axis_key(point[axis])
             first.setdefault(axis, value)
             last[axis] = value
             if len(values) <= _AXIS_VALUES_KEPT:
@@ -661,14 +661,6 @@ def _axes_provenance(g: Grid) -> dict[str, Any]:
         else {"distinct": f"more than {_AXIS_VALUES_KEPT}", "first": first[axis], "last": last[axis]}
         for axis, values in seen.items()
     }
-
-
-def _hashable(value: Any) -> Any:
-    try:
-        hash(value)
-    except TypeError:
-        return repr(value)
-    return value
 
 
 def _as_grid(axes: Any) -> Grid:

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from nbflow.errors import NbflowError
-from nbflow.sweeps.plots import is_number
+from nbflow.sweeps.plots import done_rows, is_number, plot, plottable, tick_label
 
 __all__ = ["metric_plot"]
 
@@ -34,12 +34,10 @@ def metric_plot(frame: Any, metric: str, axis: str, axes: list[str], *, log_x: b
         from matplotlib.figure import Figure
     except ImportError:
         return "<div class='nbflow-plot-empty'>The plot needs matplotlib: pip install 'nbflow[plot]'.</div>"
-    from nbflow.sweeps.plots import done_rows, plot
-
     if metric not in frame.columns or axis not in frame.columns:
         return "<div class='nbflow-plot-empty'>Nothing to plot yet.</div>"
     try:
-        rows = done_rows(frame, metric)
+        rows = plottable(done_rows(frame, metric), axes)
     except NbflowError:
         return f"<div class='nbflow-plot-empty'>No finished point has a number for {html.escape(metric)!r} yet.</div>"
     numeric = is_number(rows[axis])
@@ -59,7 +57,7 @@ def metric_plot(frame: Any, metric: str, axis: str, axes: list[str], *, log_x: b
             ax.plot(
                 [x], [row[metric]], "o", color="C0", alpha=0.35, markersize=5, gid=f"nbflow-point-{number}"
             )
-            titles.append(", ".join(f"{a}={_value(row[a])}" for a in (*axes, metric) if a in row.index))
+            titles.append(", ".join(f"{a}={tick_label(row[a])}" for a in (*axes, metric) if a in row.index))
     buffer = io.StringIO()
     # Text as text (searchable, smaller); ids from a fixed salt, so a redraw is the same markup.
     with rc_context({"svg.fonttype": "none", "svg.hashsalt": "nbflow"}):
@@ -71,7 +69,3 @@ def metric_plot(frame: Any, metric: str, axis: str, axes: list[str], *, log_x: b
         lambda m: f"{m[0]}<title>{html.escape(titles[int(m[1])])}</title>",
         svg,
     )
-
-
-def _value(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
