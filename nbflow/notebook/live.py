@@ -93,11 +93,6 @@ class LiveTable:
         self._stop = threading.Event()
         self._painter: threading.Thread | None = None
         self._paint_cost = 0.0
-        # The last plot, and what drawing it cost: a plot is redrawn at most every ten times
-        # that, so a slow machine spends at most a tenth of its time on it.
-        self._plot: bytes | None = None
-        self._plot_cost = 0.0
-        self._plot_at = -float("inf")
 
     def show(self) -> None:
         """Display the widget (in the cell running the sweep: call it from that cell's thread)."""
@@ -109,16 +104,14 @@ class LiveTable:
         self._painter = threading.Thread(target=self._paint_loop, name="nbflow-live", daemon=True)
         self._painter.start()
 
-    def refresh(self, force: bool = False) -> None:
-        """Something changed: redraw within ``interval_s`` (now, in this thread, when ``force``)."""
-        if force:
-            self._paint()
-        else:
-            self._dirty = True
+    def refresh(self) -> None:
+        """Something changed: the view redraws within ``interval_s``."""
+        self._dirty = True
 
     def _paint_loop(self) -> None:
-        # A redraw builds the frame of every row so far: on a large sweep that takes a while, and
-        # the view waits ten times as long before the next, to keep to a tenth of the driver's time.
+        # A redraw builds the frame of every row so far and draws the curves: on a large sweep or a
+        # slow machine that takes a while, and the view waits ten times as long before the next,
+        # to keep to a tenth of the driver's time.
         while not self._stop.wait(max(self.interval_s, 10 * self._paint_cost)):
             if self._dirty:
                 self._dirty = False
@@ -139,23 +132,20 @@ class LiveTable:
         self._widget.value = (_beside(table, png) if png else table) + note
         self._paint_cost = time.monotonic() - started
 
-    def _safe_plot(self, final: bool = False) -> tuple[bytes | None, str]:
+    def _safe_plot(self) -> tuple[bytes | None, str]:
         """The plot, or None and a note saying why it could not be drawn: the rows matter more."""
         try:
-            return self._plot_png(final), ""
+            return self._plot_png(), ""
         except Exception as exc:
             return (
                 None,
                 f"<div><i>The plot could not be drawn: {html.escape(summarize_exception(exc))}</i></div>",
             )
 
-    def _plot_png(self, final: bool = False) -> bytes | None:
-        """The curves as a PNG (the last one, when drawing a new one would come too soon)."""
+    def _plot_png(self) -> bytes | None:
+        """The curves as a PNG; None when there is nothing to plot (or no matplotlib)."""
         if self._curves is None:
             return None
-        now = time.monotonic()
-        if not final and now - self._plot_at < max(self.interval_s, 10 * self._plot_cost):
-            return self._plot
         curves, axes, task = self._curves()
         metrics = [c for c in curves.columns if c not in (*axes, task, step_column(axes, task))]
         if not metrics:
@@ -170,14 +160,11 @@ class LiveTable:
         plot_curves(curves, metrics[0], axes=axes, task=task, ax=figure.add_subplot())
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
-        self._plot, self._plot_at = buffer.getvalue(), now
-        self._plot_cost = time.monotonic() - now
-        return self._plot
+        return buffer.getvalue()
 
     def render(self, frame: Any) -> str:
         """The HTML for ``frame``: the counts line, then the table of its last rows."""
-        status = run_column(frame, "status")
-        statuses = frame[status].tolist() if status in frame.columns else []
+        statuses = _statuses(frame)
         failed = sum(s in _FAILED for s in statuses)
         done = f"{len(frame)} of {self.total} done" if self.total is not None else f"{len(frame)} done"
         counts = done + (f", {failed} failed" if failed else "")
@@ -214,13 +201,16 @@ class LiveTable:
         frame = self._frame()
         duration = run_column(frame, "duration_s")
         rows = frame.drop(columns=[duration]) if duration in frame.columns else frame
-        status = run_column(frame, "status")
-        statuses = frame[status].tolist() if status in frame.columns else []
-        table = self._table(rows, statuses) if len(frame) else ""
-        png, note = self._safe_plot(final=True)
+        table = self._table(rows, _statuses(frame)) if len(frame) else ""
+        png, note = self._safe_plot()
         display({"text/html": f"<b>{html.escape(summary)}</b>{table}{note}", "text/plain": summary}, raw=True)
         if png:
             display(Image(data=png, format="png"))
+
+
+def _statuses(frame: Any) -> list[str]:
+    status = run_column(frame, "status")
+    return frame[status].tolist() if status in frame.columns else []
 
 
 def _beside(table: str, png: bytes) -> str:
