@@ -25,7 +25,7 @@ from typing import Any
 
 from nbflow.core.hooks import LifecycleHook
 from nbflow.core.state import State
-from nbflow.errors import NotRecordedError
+from nbflow.errors import NotRecordedError, exception_text
 from nbflow.persistence.serde import from_json, to_json
 from nbflow.persistence.sqlite_file import SQLiteFile
 
@@ -163,8 +163,11 @@ class LocalTracker(LifecycleHook):
         ended = time.time()
         started, inputs = self._starts.pop((app.app_id, sequence_id), (ended, {}))
         # The one-line summary, and after a NUL the traceback: one column, readable by older nbflow.
+        # A NUL in the message itself would split it in the wrong place; a failing __str__ must not
+        # fail the step's hook.
         error = (
-            f"{type(exception).__name__}: {exception}\0{''.join(traceback.format_exception(exception))}"
+            f"{type(exception).__name__}: {exception_text(exception).replace(chr(0), '')}\0"
+            + "".join(traceback.format_exception(exception))
             if exception is not None
             else None
         )

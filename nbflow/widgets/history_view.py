@@ -46,7 +46,10 @@ def _labels(children: list[dict]) -> list[str]:
     shown: dict[Any, list] = {}
     for step, tasks in steps.items():
         keys = list(dict.fromkeys(k for c in tasks for k in c["initial_state"] if not str(k).startswith("_")))
-        varying = [k for k in keys if len({repr(c["initial_state"].get(k, _ABSENT)) for c in tasks}) > 1]
+        # Compared by their short repr: a task's whole state (a large array, say) is not read in full.
+        varying = [
+            k for k in keys if len({_VALUE.repr(c["initial_state"].get(k, _ABSENT)) for c in tasks}) > 1
+        ]
         shown[step] = varying or keys
     return [_label(child, shown[child["parent_sequence_id"]]) for child in children]
 

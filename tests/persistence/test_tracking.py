@@ -183,3 +183,35 @@ def test_tracker_follows_a_runnable_graph_used_as_an_action(tracker):
     assert app.run()[2]["y"] == 9
     (child,) = tracker.app_ids("outer")
     assert [s["action"] for s in tracker.steps(child)] == ["square"]
+
+
+class _Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no str")
+
+
+@pytest.mark.parametrize(
+    ("error", "summary"),
+    [(ValueError("split\x00here"), "ValueError: splithere"), (_Unprintable(), "_Unprintable: <unprintable")],
+)
+def test_tracker_keeps_an_odd_exceptions_summary_whole(tracker, error, summary):
+    """A NUL in the message does not split it, and an exception whose __str__ fails is still recorded."""
+
+    @action(reads=["count"], writes=["count"])
+    def raises(state):
+        raise error
+
+    app = (
+        ApplicationBuilder()
+        .with_actions(raises=raises)
+        .with_state(count=0)
+        .with_entrypoint("raises")
+        .with_tracker(tracker)
+        .with_identifiers(app_id="odd")
+        .build()
+    )
+    with pytest.raises(type(error)):
+        app.run()
+    (step,) = tracker.steps("odd")
+    assert step["exception"].startswith(summary)
+    assert step["traceback"].startswith("Traceback (most recent call last)")
