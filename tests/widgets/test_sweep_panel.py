@@ -13,6 +13,7 @@ from pathlib import Path
 import ipywidgets
 import pytest
 
+import nbflow
 from nbflow import Sweep, SweepError, TaskFailed, load_results
 from nbflow.widgets import SweepPanel
 from nbflow.widgets.progress import WidgetProgress
@@ -534,3 +535,17 @@ def test_sweep_panel_leaves_a_clusters_n_jobs_to_the_cluster():
     assert panel.n_jobs.disabled and panel.n_jobs.layout.display == "none"
     asked = SweepPanel(train, lr=[0.1], depth=[1], sweep_options={"executor": "dask", "n_jobs": 8})
     assert not asked.n_jobs.disabled and asked.n_jobs.value == 8
+
+
+def test_sweep_panel_plots_an_axis_of_lists_by_their_text():
+    """A list-valued axis (layer sizes) is placed and labelled by its text, as df.nbflow.plot does."""
+    from nbflow.widgets.panel_plot import metric_plot
+
+    df = nbflow.sweep(
+        lambda layers, lr: {"acc": lr * len(layers)},
+        {"layers": [[64], [64, 64]], "lr": [0.1, 0.2]},
+        progress=False,
+    )
+    svg = metric_plot(df, "acc", "layers", ["layers", "lr"])
+    assert svg.count('<g id="nbflow-point-') == 4
+    assert "<title>layers=[64, 64], lr=0.1, acc=0.2</title>" in svg
