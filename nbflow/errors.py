@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "NbflowError",
+    "Pruned",
     "StateKeyError",
     "StateValueError",
     "ActionContractError",
@@ -254,6 +255,23 @@ class NotRecordedError(NbflowError, KeyError):
 
 class SweepError(NbflowError, ValueError):
     """A sweep's grid is malformed: a bad axis, mismatched zip lengths, clashing axes, a bad distribution."""
+
+
+class Pruned(Exception):
+    """The search stopped this point early: raised by `nbflow.report` in a point the pruner judged hopeless.
+
+    Not an `NbflowError` and not a failure: the point ends with status ``pruned``, what it
+    reported kept as its curve. A point may raise it itself to stop early. Let it propagate:
+    code that catches it and goes on only runs until its next ``report``.
+    """
+
+    def __init__(self, step: int | None = None) -> None:
+        at = f" at step {step}" if step is not None else ""
+        super().__init__(f"pruned{at}: the search judged this point hopeless from what it reported")
+        self.step = step
+
+    def __reduce__(self):
+        return (Pruned, (self.step,))
 
 
 class ResultsError(NbflowError, ValueError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import inspect
 import queue
 import threading
@@ -47,6 +49,32 @@ class AsyncExecutor(Executor):
                 loop.call_soon_threadsafe(task.cancel)
             except RuntimeError:
                 pass  # that loop has closed: its map is over
+
+    @contextlib.contextmanager
+    def _submitting(self, fn: Callable, channel: tuple | None) -> Iterator[Callable]:
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="nbflow-async-asking", daemon=True)
+        thread.start()
+
+        def submit(args: tuple) -> concurrent.futures.Future:
+            call = fn(*args) if inspect.iscoroutinefunction(fn) else asyncio.to_thread(fn, *args)
+            return asyncio.run_coroutine_threadsafe(call, loop)
+
+        async def settle() -> None:
+            # Calls still running (a map stopped early) end cancelled, not destroyed while pending.
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+
+        try:
+            yield submit
+        finally:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(settle(), loop).result(5)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
 
     async def amap_unordered(
         self, fn: Callable, items: Iterable[tuple], *, lost: Callable | None = None

@@ -13,6 +13,9 @@ Messages are ``("outputs", [result, ...])``, ``("busy", pid)`` and ``("reports",
 what tasks reported with `nbflow.report` since the last look (see `nbflow.parallel.reporting`),
 sent every tick whatever the batch's age, so that a live view sees a point's curve grow.
 
+A channel made with ``answer`` (a step that prunes) also takes questions: each report goes
+at once as ``("ask", report)``, and the task waits for the one-byte answer, whether to stop.
+
 The channel is a Unix socket in a private temporary folder (0700), and a worker must
 present a random token before anything it sends is read. A worker that cannot reach
 the channel (another machine of a cluster) keeps everything for its batch's return.
@@ -24,6 +27,7 @@ rather than going on with a task nobody will collect.
 from __future__ import annotations
 
 import collections
+import contextlib
 import contextvars
 import os
 import pickle
@@ -49,6 +53,9 @@ _TICK_S = FLUSH_S / 4
 # rest is margin for a busy machine.
 HEARD_WITHIN_S = 2 * FLUSH_S
 _LENGTH = struct.Struct("!I")
+_YES, _NO = b"\x01", b"\x00"
+# How long a task waits for the driver's answer before going on as if told to go on.
+_ANSWER_WITHIN_S = 30.0
 
 # In a worker process, while a batch runs: where its tasks' live messages go (a deque the
 # watcher empties into the channel every tick). None elsewhere.
@@ -62,10 +69,13 @@ class Channel:
 
     Args:
         deliver: called (from the channel's thread) with each message's unpickled payload.
+        answer: called with each report a task asks about; its truth is the answer. None:
+            tasks only tell.
     """
 
-    def __init__(self, deliver: Callable[[Any], None]) -> None:
+    def __init__(self, deliver: Callable[[Any], None], answer: Callable[[Any], Any] | None = None) -> None:
         self._deliver = deliver
+        self._answer = answer
         self._dir = tempfile.mkdtemp(prefix="nbflow-channel-")
         self.address = os.path.join(self._dir, "s")
         self.token = secrets.token_bytes(16)
@@ -78,9 +88,9 @@ class Channel:
         self._thread.start()
 
     @property
-    def spec(self) -> tuple[str, bytes, int]:
-        """What a worker needs to reach the channel: its address, its token, and the driver's pid."""
-        return self.address, self.token, os.getpid()
+    def spec(self) -> tuple[str, bytes, int, bool]:
+        """What a worker needs to reach the channel: its address, token, the driver's pid, and whether to ask."""
+        return self.address, self.token, os.getpid(), self._answer is not None
 
     def _serve(self) -> None:
         sel = selectors.DefaultSelector()
@@ -106,7 +116,7 @@ class Channel:
                         chunk = conn.recv(1 << 16)
                     except OSError:
                         chunk = b""
-                    if not chunk or not self._read(buffers[conn], chunk):
+                    if not chunk or not self._read(buffers[conn], chunk, conn):
                         sel.unregister(conn)
                         conn.close()
                         del buffers[conn]
@@ -115,7 +125,7 @@ class Channel:
                 conn.close()
             sel.close()
 
-    def _read(self, state: list, chunk: bytes) -> bool:
+    def _read(self, state: list, chunk: bytes, conn: socket.socket) -> bool:
         """Take in ``chunk``; deliver each whole frame. False to drop the connection."""
         buffer = state[0]
         buffer += chunk
@@ -131,8 +141,18 @@ class Channel:
                     return False
                 state[1] = True
                 continue
-            self._deliver(pickle.loads(frame))
+            message = pickle.loads(frame)
+            if message[0] == "ask":
+                conn.sendall(_YES if self._answered(message[1]) else _NO)
+            else:
+                self._deliver(message)
         return True
+
+    def _answered(self, question: Any) -> bool:
+        try:
+            return bool(self._answer(question)) if self._answer is not None else False
+        except Exception:
+            return False  # a listener's failure must not stop the point, nor this thread
 
     def close(self) -> None:
         """Stop listening and remove the socket; messages already read were delivered."""
@@ -158,12 +178,12 @@ class _Outbox:
         self._lock = threading.Lock()
         self.broken = False
 
-    def send(self, payload: Any) -> bool:
+    def send(self, payload: Any, locked: bool = False) -> bool:
         """Send ``payload``; False if the channel cannot be reached (the caller keeps it)."""
         if self.broken:
             return False
         data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-        with self._lock:
+        with contextlib.nullcontext() if locked else self._lock:
             try:
                 if self._sock is None:
                     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -175,6 +195,20 @@ class _Outbox:
             except OSError:
                 self.close()
                 return False
+
+    def ask(self, payload: Any) -> bool:
+        """Send ``payload`` and wait for the driver's yes or no; no if it cannot be reached."""
+        with self._lock:
+            if not self.send(payload, locked=True):
+                return False
+            try:
+                self._sock.settimeout(_ANSWER_WITHIN_S)
+                answer = self._sock.recv(1)
+                self._sock.settimeout(None)
+            except OSError:
+                self.close()
+                return False
+            return answer == _YES
 
     def close(self) -> None:
         self.broken = True
@@ -195,16 +229,24 @@ _WATCHER: list[threading.Thread] = []
 class _Batch:
     """A batch running in this worker: what its tasks returned, and how much was sent already."""
 
-    __slots__ = ("announced", "outbox", "outputs", "reports", "sent", "started")
+    __slots__ = ("announced", "asks", "outbox", "outputs", "reports", "sent", "started")
 
-    def __init__(self, outbox: _Outbox) -> None:
+    def __init__(self, outbox: _Outbox, asks: bool = False) -> None:
         self.outbox = outbox
+        self.asks = asks
         self.outputs: list = []
         self.sent = 0
         self.started = time.monotonic()
         self.announced = False
         # Appended to by the batch's tasks, emptied by the watcher: a deque needs no lock for that.
         self.reports: collections.deque = collections.deque()
+
+    def report(self, report: tuple) -> bool:
+        """Pass on one report of a task; whether the driver said to stop the task."""
+        if self.asks:
+            return self.outbox.ask(("ask", report))
+        self.reports.append(report)
+        return False
 
 
 def _watch(parent: int) -> None:
@@ -263,10 +305,10 @@ def run_batch_flushing(
         return [fn(*args) for args in batch], time.perf_counter() - started
     _start_watcher()
     outbox = _outbox(spec[0], spec[1])
-    current = _Batch(outbox)
+    current = _Batch(outbox, asks=spec[3])
     with _LOCK:
         _ACTIVE.add(current)
-    token = sending.set(current.reports.append)
+    token = sending.set(current.report)
     try:
         for args in batch:
             output = fn(*args)

@@ -37,6 +37,8 @@ reaches ``reduce`` as a failure when the map passes ``lost``).
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import contextlib
 import importlib
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -181,6 +183,47 @@ class _ClusterExecutor(Executor):
         """Whether ``error`` is the engine saying a future was cancelled."""
         raise NotImplementedError
 
+    def _when_done(self, future: Any, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (from any thread) once ``future`` is done."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _submitting(self, fn: Callable, channel: tuple | None) -> Iterator[Callable]:
+        self._connect()
+        in_flight: dict[Any, tuple[list[tuple], bool]] = {}
+
+        def submit(args: tuple) -> concurrent.futures.Future:
+            engine = self._submit(fn, [args], channel)
+            in_flight[engine] = ([args], False)
+            out: concurrent.futures.Future = concurrent.futures.Future()
+
+            def settle() -> None:
+                in_flight.pop(engine, None)
+                try:
+                    outputs, _ = self._result(engine)
+                except BaseException as exc:
+                    if self._aborted or self._cancelled(exc):
+                        out.cancel()
+                    else:
+                        out.set_exception(exc)
+                    return
+                out.set_result(outputs[0] if outputs else None)  # none: it came through the channel
+
+            self._when_done(engine, settle)
+            return out
+
+        self._running.append(in_flight)
+        self._aborted = False
+        try:
+            yield submit
+        finally:
+            self._running.remove(in_flight)
+            if in_flight:
+                self._cancel(list(in_flight))
+
+    def _died(self, error: BaseException) -> bool:
+        return self._worker_died(error)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_concurrency={self.max_concurrency!r})"
 
@@ -281,6 +324,9 @@ class DaskExecutor(_ClusterExecutor):
 
     def _worker_died(self, error: BaseException) -> bool:
         return isinstance(error, _require("distributed", "dask").KilledWorker)
+
+    def _when_done(self, future: Any, callback: Callable[[], None]) -> None:
+        future.add_done_callback(lambda _: callback())
 
     def share(self, value: Any) -> Any:
         # Boxed: scatter() spreads a list or dict over the cluster item by item, and serializes
@@ -454,6 +500,9 @@ class RayExecutor(_ClusterExecutor):
     def _worker_died(self, error: BaseException) -> bool:
         exceptions = _require("ray.exceptions", "ray")
         return isinstance(error, (exceptions.WorkerCrashedError, exceptions.NodeDiedError))
+
+    def _when_done(self, future: Any, callback: Callable[[], None]) -> None:
+        future.future().add_done_callback(lambda _: callback())
 
     def share(self, value: Any) -> Any:
         return self._connect().put(value)

@@ -23,9 +23,12 @@ when a run is cancelled or interrupted.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import importlib
 import itertools
 import os
+import queue
 import signal
 import threading
 import warnings
@@ -41,6 +44,7 @@ __all__ = [
     "MultiThreadedExecutor",
     "MultiProcessExecutor",
     "configured",
+    "concurrency",
 ]
 
 
@@ -125,6 +129,90 @@ class Executor:
             stop.set()
             await asyncio.to_thread(thread.join)
 
+    def map_asking(
+        self,
+        fn: Callable,
+        items: Iterable[tuple],
+        *,
+        lost: Callable | None = None,
+        channel: tuple | None = None,
+    ) -> Iterator[Any]:
+        """`map_unordered` for items made only as earlier results come in (an adaptive search's).
+
+        Each item starts the moment it is made, and results are yielded as they complete while
+        the next item is awaited. A map that pulled items in batches, or under a lock its own
+        results need (joblib does both), would wait on itself. ``items`` bounds how many are in
+        flight. A call whose worker died runs once more, then goes to ``lost``.
+        """
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        running: set[concurrent.futures.Future] = set()
+        stop = threading.Event()
+        with self._submitting(fn, channel) as submit:
+
+            def start(args: tuple, again: bool = False) -> None:
+                future = submit(args)
+                running.add(future)
+                future.add_done_callback(lambda f: done.put((args, f, again)))
+
+            def feed() -> None:
+                count = 0
+                try:
+                    for args in _until(items, stop):
+                        start(args)
+                        count += 1
+                except BaseException as exc:
+                    done.put((_FED, exc, None))
+                    return
+                done.put((_FED, count, None))
+
+            feeder = threading.Thread(target=feed, name=f"nbflow-{self.name}-asking", daemon=True)
+            feeder.start()
+            fed, finished = None, 0
+            try:
+                while fed is None or finished < fed:
+                    args, future, again = done.get()
+                    if args is _FED:
+                        if isinstance(future, BaseException):
+                            raise future
+                        fed = future
+                        continue
+                    running.discard(future)
+                    try:
+                        result = future.result()
+                    except concurrent.futures.CancelledError:
+                        finished += 1
+                        continue
+                    except Exception as exc:
+                        if not self._died(exc) or (again and lost is None):
+                            raise
+                        if again:
+                            result = lost(args, exc)
+                        else:
+                            start(args, again=True)
+                            continue
+                    finished += 1
+                    yield result
+            finally:
+                stop.set()
+                for future in list(running):
+                    future.cancel()
+                feeder.join(1.0)
+
+    @contextlib.contextmanager
+    def _submitting(self, fn: Callable, channel: tuple | None) -> Iterator[Callable]:
+        """``submit(args)``: start ``fn(*args)`` now, returning a `concurrent.futures.Future`.
+
+        The default runs each call as a `map_unordered` of one, on a thread of the driver:
+        right on any executor, fast on none. Executors override it with their engine's own.
+        """
+        with concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix=f"nbflow-{self.name}") as pool:
+            kwargs = {"channel": channel} if channel is not None else {}
+            yield lambda args: pool.submit(lambda: next(iter(self.map_unordered(fn, [args], **kwargs))))
+
+    def _died(self, error: BaseException) -> bool:
+        """Whether ``error`` says a call's worker died under it (rather than the call failing)."""
+        return False
+
     def abort(self, workers: Collection[int] = ()) -> None:
         """Stop the calls still running, as far as the backend can (after a cancel or Ctrl-C).
 
@@ -140,6 +228,9 @@ class Executor:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+_FED = object()  # map_asking's feeder made its last call
 
 
 def _until(items: Iterable[tuple], stop: threading.Event) -> Iterator[tuple]:
@@ -309,6 +400,11 @@ class MultiThreadedExecutor(JoblibExecutor):
         # concurrent.futures.ThreadPoolExecutor's default: enough threads to overlap I/O.
         return min(32, (os.cpu_count() or 1) + 4)
 
+    @contextlib.contextmanager
+    def _submitting(self, fn: Callable, channel: tuple | None) -> Iterator[Callable]:
+        with concurrent.futures.ThreadPoolExecutor(self.n_jobs, thread_name_prefix="nbflow-threads") as pool:
+            yield lambda args: pool.submit(fn, *args)
+
 
 class MultiProcessExecutor(JoblibExecutor):
     """Processes (joblib's ``loky`` backend): for CPU-bound pure-Python tasks.
@@ -338,6 +434,27 @@ class MultiProcessExecutor(JoblibExecutor):
             return None  # the caller chose how far joblib runs ahead
         return 4 * self.n_jobs * _BatchSizer.MOST
 
+    @contextlib.contextmanager
+    def _submitting(self, fn: Callable, channel: tuple | None) -> Iterator[Callable]:
+        from joblib.externals.loky import get_reusable_executor
+
+        # The pool joblib keeps, at this executor's size: a pool of loky's own making would
+        # replace joblib's (and the next map's would replace it back), starting every worker anew.
+        list(self.map_unordered(_nothing, [()]))
+
+        def submit(args: tuple) -> concurrent.futures.Future:
+            pool = get_reusable_executor(reuse=True)
+            return _then(pool.submit(_run_batch, fn, [args], 0, channel), lambda r: r[1][0] if r[1] else None)
+
+        yield submit
+
+    def _died(self, error: BaseException) -> bool:
+        from concurrent.futures.process import BrokenProcessPool
+
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+        return isinstance(error, (TerminatedWorkerError, BrokenProcessPool))
+
     def abort(self, workers: Collection[int] = ()) -> None:
         """End the worker processes running this step's tasks, and with them the tasks.
 
@@ -365,6 +482,24 @@ def _run_batch(
 ) -> tuple[int, list, float]:
     outputs, elapsed = run_batch_flushing(fn, batch, channel)
     return batch_id, outputs, elapsed
+
+
+def _nothing() -> None:
+    return None
+
+
+def _then(future: concurrent.futures.Future, transform: Callable[[Any], Any]) -> concurrent.futures.Future:
+    """A future of ``transform(result)`` of ``future``; its exception, if it raises."""
+    out: concurrent.futures.Future = concurrent.futures.Future()
+
+    def settle(done: Any) -> None:
+        try:
+            out.set_result(transform(done.result()))
+        except BaseException as exc:
+            out.set_exception(exc)
+
+    future.add_done_callback(settle)
+    return out
 
 
 def _numbered(
@@ -447,6 +582,16 @@ class _Room:
 
     def taken(self, count: int) -> None:
         self._out -= count
+
+
+def concurrency(executor: Executor) -> int:
+    """How many calls ``executor`` runs at once (its ``n_jobs``, ``max_concurrency`` or cluster slots)."""
+    if executor.runs_inline:
+        return 1
+    n = getattr(executor, "n_jobs", None) or getattr(executor, "max_concurrency", None)
+    if n is None and hasattr(executor, "_slots"):
+        n = executor._slots()
+    return max(1, int(n or 1))
 
 
 def configured(key: str) -> Any:

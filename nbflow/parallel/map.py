@@ -136,6 +136,13 @@ class TaskBasedParallelAction(Action):
     capture_output: bool = False
     # Hear each task's reports as they are made, in `_heard_report` (a sweep's live view does).
     _hears_reports: bool = False
+    # Whether tasks() waits for results before making the next task (an adaptive search asks for
+    # the next point once one finishes). Then each task starts the moment it is made, results are
+    # heard in `_settled` as they come (cache hits included), and the executor is never asked to
+    # pull tasks ahead: a pull that waited on results behind it would wait forever.
+    _waits_on_results: bool = False
+    # Whether `_heard_report` may answer that a task should stop (a search that prunes).
+    _stops_tasks: bool = False
     ordered: bool = False
     executor: Any = None
     persister: Any = "cascade"
@@ -195,12 +202,20 @@ class TaskBasedParallelAction(Action):
     def _started(self, run: StepRun) -> None:
         """Called once a run of this step has its executor, before ``reduce`` sees any result."""
 
-    def _heard_report(self, run: StepRun, report: tuple) -> None:
+    def _heard_report(self, run: StepRun, report: tuple) -> bool | None:
         """With ``_hears_reports``: ``(task index, step, metrics, attempt)`` from a task of ``run``, from any thread.
 
         A later attempt's reports replace an earlier one's; an earlier attempt abandoned past its
         timeout may go on reporting after. A report may also arrive after the task's result,
-        when it came through the channel: the result's reports are the task's own.
+        when it came through the channel: the result's reports are the task's own. With
+        ``_stops_tasks``, a true return stops the task: its ``report`` raises `Pruned`.
+        """
+
+    def _settled(self, run: StepRun, sub: TaskState) -> None:
+        """With ``_waits_on_results``: a task's final sub-state, the moment the step has it.
+
+        Called from the step's driver threads, before ``reduce`` sees the sub-state; cache hits
+        too, which the producer finds.
         """
 
     def resolve_option(self, option: str, context: ApplicationContext | None = None) -> Any:

@@ -6,12 +6,16 @@ state under `REPORTS`, so they come back from worker processes, Dask and Ray wit
 are cached with it, and a point that fails keeps what it reported before it failed. A retry
 starts its reports afresh.
 
-A step that listens (a sweep, for its live view) also hears each report the moment it is made,
+A step that listens (a sweep, for its live view; a search, to prune) also hears each report the moment it is made,
 as ``(task index, step, metrics, attempt)``: the attempt number lets the listener start a
 retry's curve afresh and ignore an abandoned earlier attempt that goes on reporting. Tasks in the
 driver's process call its listener directly; tasks in worker processes send reports through the
 step's `nbflow.parallel.channel.Channel`, a few times a second. A worker that cannot reach the
 channel (another machine of a cluster) keeps them for the task's result.
+
+A listener returns whether the point should stop. If so, ``report`` raises `Pruned` in the
+point, which ends with what it reported as a result (not a failure) marked `PRUNED`. A step that
+prunes has worker processes ask through the channel at each report, and wait for the answer.
 
 Where the point runs is told by a context variable set for each attempt (see `PerAttempt`).
 """
@@ -26,13 +30,16 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from nbflow.errors import Pruned
 from nbflow.parallel.attempts import PerAttempt
 from nbflow.parallel.channel import sending
 
-__all__ = ["report", "REPORTS", "Reports", "last_values", "listen", "unlisten"]
+__all__ = ["report", "REPORTS", "PRUNED", "Reports", "last_values", "listen", "unlisten"]
 
 # The state key a task's reports travel under: (step, {metric: value}) pairs, in order.
 REPORTS = "_nbflow_reports"
+# The state key of a point the search stopped early: the step it stopped at (see `Pruned`).
+PRUNED = "_nbflow_pruned"
 
 _warned_outside = False
 
@@ -96,8 +103,9 @@ class Reports(PerAttempt):
         if self.listen is not None:
             # Found at the first report, in the point's own thread: most points never report.
             self.live, self.listen = _live(self.listen), None
-        if self.live is not None:
-            self.live((self.index, *item, self.attempt))
+        # A listener that prunes answers whether this point should stop here.
+        if self.live is not None and self.live((self.index, *item, self.attempt)):
+            raise Pruned(item[0])
 
 
 def last_values(items: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:

@@ -76,6 +76,8 @@ _ABSENT = object()
 _RESULT, _END, _STOP = "result", "end", "stop"
 # The producer made its last task (see StepRun.all_in).
 _PRODUCED = "produced"
+# The producer found a cached result for a step whose tasks wait on results.
+_READY = "ready"
 # The most results from the executor waiting for the consumer (about four batches of trivial tasks).
 _BACKLOG = 2048
 # After a cancel or Ctrl-C, how long to wait for in-flight thread tasks before abandoning them.
@@ -386,7 +388,14 @@ class StepRun:
             else:
                 self.finished += 1
                 info = _info(task, attempts=0, cached=True)
-                self.ready.append(TaskState.of(task.state.update(**written), info))
+                sub = TaskState.of(task.state.update(**written), info)
+                self.ready.append(sub)
+                if self.owner._waits_on_results:
+                    self.owner._settled(self, sub)
+                    if self._inbox is not None:
+                        # The consumer may be waiting for a result while the producer waits on
+                        # this one: have it take what is ready.
+                        self._inbox.put((_READY, None))
 
     def _to_cache(self, task: SubGraphTask, outcome: Outcome) -> None:
         key = self.cache_keys.pop(task.index, None)
@@ -471,12 +480,20 @@ class StepRun:
         fn, items = self._calls(inbox)
         channel = None
         if self.executor.flushes_early:
-            channel = Channel(functools.partial(self._heard, inbox))
+            answer = self._answer if self.owner._stops_tasks else None
+            channel = Channel(functools.partial(self._heard, inbox), answer)
             kwargs["channel"] = channel.spec
-        if loop is not None and self.executor.is_async:
-            pump: Any = asyncio.ensure_future(
-                _pump_task(self.executor.amap_unordered(fn, items, **kwargs), inbox)
+        if self.owner._waits_on_results:
+            # Each task starts as it is made; see TaskBasedParallelAction._waits_on_results.
+            pump: Any = threading.Thread(
+                target=_pump_thread,
+                args=(functools.partial(self.executor.map_asking, fn, items, **kwargs), inbox),
+                name=f"nbflow-{self.executor.name}-results",
+                daemon=True,
             )
+            pump.start()
+        elif loop is not None and self.executor.is_async:
+            pump = asyncio.ensure_future(_pump_task(self.executor.amap_unordered(fn, items, **kwargs), inbox))
         else:
             pump = threading.Thread(
                 target=_pump_thread,
@@ -486,6 +503,10 @@ class StepRun:
             )
             pump.start()
         return inbox, pump, channel
+
+    def _answer(self, report: tuple) -> bool:
+        """A worker's report, asked about: whether its task should stop there."""
+        return bool(self.owner._heard_report(self, report))
 
     def _heard(self, inbox: Any, message: tuple) -> None:
         """A message from a worker through the channel: results a stalled batch finished, or its pid."""
@@ -585,6 +606,8 @@ class StepRun:
         sub = TaskState.of(outcome.state if outcome.state is not None else task.state, info)
         if self.delivered is not None:
             self.delivered.append(sub)
+        if self.owner._waits_on_results:
+            self.owner._settled(self, sub)
         return sub
 
     def _unpickle(self, index: int, blob: bytes) -> Outcome:

@@ -35,12 +35,12 @@ from nbflow.core.machines import acomplete, complete
 from nbflow.core.persistence import PersistHook, load_record, resume_point
 from nbflow.core.state import State
 from nbflow.core.step import aexecute_step, execute_step
-from nbflow.errors import GraphError, HookContractError, TaskTimeoutError
+from nbflow.errors import GraphError, HookContractError, Pruned, TaskTimeoutError
 from nbflow.fingerprint.memo import DigestMemo
 from nbflow.parallel.attempts import NOTHING_MORE, Collect
 from nbflow.parallel.capture import OUTPUT, PointOutput
 from nbflow.parallel.daemon_threads import on_daemon_thread
-from nbflow.parallel.reporting import REPORTS, Reports
+from nbflow.parallel.reporting import PRUNED, REPORTS, Reports
 
 __all__ = [
     "RunnableGraph", "SubGraphTask", "TaskInfo", "TaskState", "as_runnable", "task_app_id", "PointInterrupted",
@@ -499,6 +499,10 @@ def _attempts(
             if isinstance(exc, _STOPS):
                 raise
             elapsed = time.perf_counter() - started
+            if isinstance(exc, Pruned):
+                # Stopped on purpose: a result to keep (and cache), not a failure to retry.
+                stopped = _kept(app.state, reports, output)._with({PRUNED: exc.step})
+                return Outcome(index, stopped, attempt, elapsed)
             if isinstance(exc, _Overtime):
                 error, trace = TaskTimeoutError(exc.message(timeout)), None
                 if exc.abandoned:
