@@ -50,6 +50,7 @@ from nbflow.errors import (
     NotRecordedError,
     PersistenceError,
     PersisterConflictError,
+    Pruned,
     RemoteTaskError,
     SerializationError,
     StaleCodeError,
@@ -101,10 +102,12 @@ from nbflow.persistence import (
 from nbflow.sweeps import (
     Grid,
     ResultTable,
+    Search,
     Sweep,
     choice,
     grid,
     loguniform,
+    optimize,
     randint,
     sample,
     sweep,
@@ -138,6 +141,7 @@ __all__ = [
     # sweeps and their results
     "Grid", "grid", "zipped", "sample", "uniform", "loguniform", "randint", "choice",
     "Sweep", "sweep", "ResultTable", "to_dataframe", "load_results", "report",
+    "optimize", "Search", "Pruned",
     # notebook widgets (loaded on first use)
     "SweepPanel", "GraphView", "HistoryView",
     # errors

@@ -9,10 +9,11 @@ from nbflow.sweeps.distributions import choice, loguniform, randint, sample, uni
 from nbflow.sweeps.grids import Grid, grid, zipped
 from nbflow.sweeps.results import ResultTable, to_dataframe
 from nbflow.sweeps.runner import Sweep, sweep
+from nbflow.sweeps.search import Search, optimize
 
 __all__ = [
     "Grid", "grid", "zipped", "sample", "uniform", "loguniform", "randint", "choice",
-    "Sweep", "sweep", "ResultTable", "to_dataframe",
+    "Sweep", "sweep", "ResultTable", "to_dataframe", "Search", "optimize",
 ]  # fmt: skip
 
 

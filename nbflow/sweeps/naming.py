@@ -16,7 +16,7 @@ __all__ = ["RUN_FIELDS", "META_COLUMNS", "STATUSES", "column_names", "run_column
 RUN_FIELDS = ("status", "error", "attempts", "duration_s", "task_id")
 # The old name, kept for code that imported it.
 META_COLUMNS = RUN_FIELDS
-STATUSES = ("ok", "error", "timeout", "cancelled", "cached")
+STATUSES = ("ok", "error", "timeout", "cancelled", "cached", "pruned")
 
 
 def _free(base: str, taken: set) -> str:

@@ -28,10 +28,10 @@ from nbflow.core.extensions import use as extension
 from nbflow.core.state import State
 from nbflow.errors import Interrupted, SweepError, TasksCancelled, TaskTimeoutError, summarize_exception
 from nbflow.parallel.capture import OUTPUT
-from nbflow.parallel.executors import SequentialExecutor
+from nbflow.parallel.executors import SequentialExecutor, concurrency
 from nbflow.parallel.map import TaskBasedParallelAction, task_failed
 from nbflow.parallel.registry import resolve_executor
-from nbflow.parallel.reporting import REPORTS, last_values
+from nbflow.parallel.reporting import PRUNED, REPORTS, last_values
 from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_runnable
 from nbflow.persistence.curves import TaskCurves
 from nbflow.persistence.logs import TaskLogs
@@ -44,6 +44,7 @@ from nbflow.sweeps.results import RUN_FIELDS, ResultTable, column_names, run_col
 __all__ = ["Sweep", "sweep"]
 
 _RESULT = "_nbflow_result"
+_NOT_PRUNED = object()
 
 
 class _CallTarget(Action):
@@ -164,6 +165,8 @@ class Sweep(TaskBasedParallelAction):
             action or a `RunnableGraph` (the parameters go into its state).
         grid: a `Grid` (from `grid`, `zipped`, `sample` and their compositions), or
             a dict of axes, taken as ``grid(**axes)``.
+        search: instead of a grid, a `nbflow.sweeps.search.Search`: points asked from an
+            Optuna study as others finish (see `nbflow.optimize`).
         executor: where the points run: a name (``"threads"``, ``"processes"``,
             ``"async"``, ``"dask"``, ``"ray"``, ``"sequential"``) or an executor.
         on_error: ``"record"`` (a failed point becomes an ``error`` row and the
@@ -204,8 +207,9 @@ class Sweep(TaskBasedParallelAction):
     def __init__(
         self,
         target: Any,
-        grid: Grid | dict,
+        grid: Grid | dict | None = None,
         *,
+        search: Any = None,
         executor: Any = "threads",
         on_error: str = "record",
         retries: int = 0,
@@ -229,7 +233,20 @@ class Sweep(TaskBasedParallelAction):
             executor=executor,
             cache=cache,
         )
-        self.grid = grid if isinstance(grid, Grid) else _as_grid(grid)
+        self.search = search
+        if search is not None:
+            if grid is not None:
+                msg = "Sweep(target, grid, search=...): give a grid or a search, not both. A search asks for its points itself."
+                raise SweepError(msg)
+            self.grid = search.grid
+            # Each point is asked once one finishes, and the search may stop points it judges hopeless.
+            self._waits_on_results = True
+            self._stops_tasks = search.prunes
+        elif grid is None:
+            msg = "Sweep(target) needs the points to run: a grid (nbflow.grid(...), sample(...), a dict of axes) or search=nbflow.Search(...)."
+            raise SweepError(msg)
+        else:
+            self.grid = grid if isinstance(grid, Grid) else _as_grid(grid)
         self.target = target
         self.graph = _target_graph(target, self.grid.axes)
         self._name = name or getattr(target, "name", None) or getattr(target, "__name__", None) or "sweep"
@@ -256,7 +273,13 @@ class Sweep(TaskBasedParallelAction):
         """
         app = ApplicationBuilder().with_actions(**{self.name: self}).with_entrypoint(self.name).build()
         try:
-            return app.run()[2][self.output]
+            frame = app.run()[2][self.output]
+            problem = self.search.problem if self.search is not None else None
+            if problem is not None:
+                # The search stopped asking; what ran is kept with the error.
+                problem.results = frame
+                raise problem
+            return frame
         except TasksCancelled:
             return self.results
         except Interrupted as exc:
@@ -388,14 +411,22 @@ class Sweep(TaskBasedParallelAction):
     # -- the parallel action ------------------------------------------------------------------
 
     def tasks(self, state: State, context: ApplicationContext, inputs: dict) -> Iterator[SubGraphTask]:
+        if self.search is not None:
+            control = self._latest.run.control
+            yield from self.search.tasks(self.graph, concurrency(control.executor), control.cancel)
+            return
         for point in self.grid:
             yield SubGraphTask(action=self.graph, state=State(point))
+
+    def _settled(self, run: Any, sub: TaskState) -> None:
+        status, outputs = self._result_of(sub)
+        self.search.tell(sub.task.index, status, outputs, sub.get(REPORTS))
 
     def _live_curves(self, run: _SweepRun) -> tuple[Any, list, str]:
         curves = self._curves_of(run)
         return curves, list(self.grid.axes), curves.columns[len(self.grid.axes)]
 
-    def _heard_report(self, step_run: Any, report: tuple) -> None:
+    def _heard_report(self, step_run: Any, report: tuple) -> bool | None:
         index, step, metrics, attempt = report
         run = self._latest.run
         if run is None or run.control is not step_run:
@@ -413,8 +444,17 @@ class Sweep(TaskBasedParallelAction):
         held[1].append((step, metrics))
         if run.view is not None:
             run.view.refresh()
+        if self.search is not None:
+            try:
+                return self.search.heard(index, step, metrics)
+            except Exception:
+                return False  # the trial was told meanwhile (its result raced this report)
+        return None
 
     def _started(self, run: Any) -> None:
+        if self.search is not None:
+            # Before the run's table: reloading an earlier run's trials makes the first points.
+            self.search.open(run.code_key(self.graph), run.cache)
         # The executor that really runs the points, and the code hash the cache keys use.
         self._latest.run = _SweepRun(
             table=ResultTable(self.grid.axes),
@@ -472,6 +512,8 @@ class Sweep(TaskBasedParallelAction):
                     run.stopped = "interrupted" if control.interrupted else "cancelled"
                 self._close(run)
             finally:
+                if self.search is not None:
+                    self.search.close()
                 # Whatever failed above, the live view's thread must end.
                 if live is not None:
                     live.close(self._summary(run))
@@ -498,32 +540,37 @@ class Sweep(TaskBasedParallelAction):
             f"{self.name}: {run.stopped}: {counts}; {run.never_ran} of {len(self.grid)} points never finished"
         )
 
+    def _result_of(self, sub: TaskState) -> tuple[str, dict]:
+        """A finished point's status, and its outputs: what it returned, and the last of what it reported."""
+        task = sub.task
+        if isinstance(task.error, TaskTimeoutError):
+            return "timeout", {}
+        if task.error is not None:
+            return "error", {}
+        reports = sub.get(REPORTS)
+        reported = last_values(reports) if reports else {}
+        if sub.get(PRUNED, _NOT_PRUNED) is not _NOT_PRUNED:
+            return "pruned", reported  # it returned nothing: its row holds what it reported
+        # What the point returned wins over what it reported under the same name.
+        return ("cached" if task.cached else "ok"), {**reported, **self._outputs(sub)}
+
     def _add(self, run: _SweepRun, sub: TaskState) -> None:
         task = sub.task
         point = self.grid[task.index]
         printed = sub.get(OUTPUT)
         if printed:
             run.logs.add(task.index, printed)
-        if isinstance(task.error, TaskTimeoutError):
-            status = "timeout"
+        status, outputs = self._result_of(sub)
+        if status == "timeout":
             run.logs.add(task.index, summarize_exception(task.error))
-        elif task.error is not None:
-            status = "error"
+        elif status == "error":
             run.logs.add(task.index, task.traceback or summarize_exception(task.error))
-        elif task.cached:
-            status = "cached"
-        else:
-            status = "ok"
-        outputs = self._outputs(sub) if task.error is None else {}
         reports = sub.get(REPORTS)
         with run.lock:
             run.finished.add(task.index)
             run.running_curves.pop(task.index, None)
             if reports:
                 run.curves.set(task.index, reports)
-        if reports and task.error is None:
-            # The last value of each metric is a column too; what the point returned wins.
-            outputs = {**last_values(reports), **outputs}
         run.table.add(
             point,
             outputs,
@@ -536,7 +583,9 @@ class Sweep(TaskBasedParallelAction):
 
     def _close(self, run: _SweepRun) -> None:
         """The run has stopped: points that never finished become ``cancelled`` rows."""
-        for index in range(len(self.grid)):
+        # A search's points that were never asked are no points at all.
+        made = self.grid.made if self.search is not None else len(self.grid)
+        for index in range(made):
             if index not in run.finished:
                 run.table.add(self.grid[index], {}, status="cancelled", task_id=index)
                 run.never_ran += 1
@@ -573,7 +622,7 @@ class Sweep(TaskBasedParallelAction):
         return frame
 
     def _provenance(self, run: _SweepRun) -> dict:
-        return collect_provenance(
+        made = collect_provenance(
             axes=_axes_provenance(self.grid),
             target_name=self.graph.name,
             code_hash=run.code_hash(),
@@ -583,6 +632,9 @@ class Sweep(TaskBasedParallelAction):
             ended_at=run.ended or dt.datetime.now(dt.timezone.utc),
             git=run.git,
         )
+        if self.search is not None:
+            made["search"] = self.search.provenance()
+        return made
 
 
 def _with_n_jobs(executor: Any, n_jobs: Any) -> Any:
@@ -612,8 +664,9 @@ def _describe(point: dict) -> str:
 
 def _counts(table: ResultTable) -> dict[str, int]:
     counts = {"ok": table.counts["ok"], "error": table.counts["error"], "cached": table.counts["cached"]}
-    if table.counts["timeout"]:
-        counts["timeout"] = table.counts["timeout"]
+    for rarer in ("timeout", "pruned"):
+        if table.counts[rarer]:
+            counts[rarer] = table.counts[rarer]
     return counts
 
 
