@@ -170,6 +170,10 @@ def dask_client(tmp_path_factory, dask_offload_thread):
             local_directory=tmp_path_factory.mktemp("dask"),
         )
         client = distributed.Client(cluster)
+        # distributed runs every future's done-callbacks on one thread it starts on first use and
+        # keeps for good (a search's map_asking uses them): the session's, like the cluster.
+        client.submit(int, 1).add_done_callback(lambda _: None)
+        client.gather(client.submit(int, 2))
     yield client
     client.close()
     cluster.close()

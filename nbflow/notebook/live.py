@@ -69,6 +69,7 @@ class LiveTable:
         max_rows: how many of the last rows are shown.
         total: how many points the sweep has, for ``37 of 60 done``.
         curves: the reports so far, as ``(curves frame, axes, task id column)``; None for no plot.
+        best: a search's ``(metric, mode)``: a plot of the best so far against trial number too.
 
     It looks like pandas' own table of the last ``max_rows`` rows, under a line such as
     ``37 of 60 done, 2 failed``; failed rows are tinted, and missing values are blank (an ok
@@ -82,9 +83,11 @@ class LiveTable:
         max_rows: int = 20,
         total: int | None = None,
         curves: Callable[[], tuple[Any, list, str]] | None = None,
+        best: tuple[str, str] | None = None,
     ) -> None:
         self._frame = frame
         self._curves = curves
+        self._best = best
         self.interval_s = interval_s
         self.max_rows = max_rows
         self.total = total
@@ -127,37 +130,44 @@ class LiveTable:
         if self._widget is None:
             return
         started = time.monotonic()
-        table = self.render(self._frame())
-        png, note = self._safe_plot()
+        frame = self._frame()
+        table = self.render(frame)
+        png, note = self._safe_plot(frame)
         self._widget.value = (_beside(table, png) if png else table) + note
         self._paint_cost = time.monotonic() - started
 
-    def _safe_plot(self) -> tuple[bytes | None, str]:
+    def _safe_plot(self, frame: Any) -> tuple[bytes | None, str]:
         """The plot, or None and a note saying why it could not be drawn: the rows matter more."""
         try:
-            return self._plot_png(), ""
+            return self._plot_png(frame), ""
         except Exception as exc:
             return (
                 None,
                 f"<div><i>The plot could not be drawn: {html.escape(summarize_exception(exc))}</i></div>",
             )
 
-    def _plot_png(self) -> bytes | None:
-        """The curves as a PNG; None when there is nothing to plot (or no matplotlib)."""
-        if self._curves is None:
-            return None
-        curves, axes, task = self._curves()
-        metrics = [c for c in curves.columns if c not in (*axes, task, step_column(axes, task))]
-        if not metrics:
+    def _plot_png(self, frame: Any) -> bytes | None:
+        """The curves (and a search's best so far) as a PNG; None when there is nothing to plot (or no matplotlib)."""
+        panels = []
+        if self._curves is not None:
+            curves, axes, task = self._curves()
+            metrics = [c for c in curves.columns if c not in (*axes, task, step_column(axes, task))]
+            if metrics:
+                panels.append(lambda ax: plot_curves(curves, metrics[0], axes=axes, task=task, ax=ax))
+        if self._best is not None and self._best[0] in frame.columns and _finished(frame, self._best[0]):
+            metric, mode = self._best
+            panels.append(lambda ax: plot_best(frame, metric, mode=mode, ax=ax))
+        if not panels:
             return None
         try:
             from matplotlib.figure import Figure
         except ImportError:
             return None  # the live plot is the `plot` extra's; the table is drawn all the same
-        from nbflow.sweeps.plots import plot_curves
+        from nbflow.sweeps.plots import plot_best, plot_curves
 
-        figure = Figure(figsize=(4.8, 3.2), dpi=80, layout="constrained")
-        plot_curves(curves, metrics[0], axes=axes, task=task, ax=figure.add_subplot())
+        figure = Figure(figsize=(4.8 * len(panels), 3.2), dpi=80, layout="constrained")
+        for draw, ax in zip(panels, figure.subplots(1, len(panels), squeeze=False)[0], strict=True):
+            draw(ax)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
         return buffer.getvalue()
@@ -202,10 +212,20 @@ class LiveTable:
         duration = run_column(frame, "duration_s")
         rows = frame.drop(columns=[duration]) if duration in frame.columns else frame
         table = self._table(rows, _statuses(frame)) if len(frame) else ""
-        png, note = self._safe_plot()
+        png, note = self._safe_plot(frame)
         display({"text/html": f"<b>{html.escape(summary)}</b>{table}{note}", "text/plain": summary}, raw=True)
         if png:
             display(Image(data=png, format="png"))
+
+
+def _finished(frame: Any, metric: str) -> bool:
+    """Whether some row finished with a number for ``metric``: a best-so-far plot has a point."""
+    from nbflow.sweeps.plots import is_number
+
+    status = run_column(frame, "status")
+    return is_number(frame[metric]) and bool(
+        frame.loc[frame[status].isin(("ok", "cached")), metric].notna().any()
+    )
 
 
 def _statuses(frame: Any) -> list[str]:

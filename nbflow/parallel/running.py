@@ -301,7 +301,7 @@ class StepRun:
         # cheap task. They grow from one, so the first task starts at once, and a batch waits for
         # a slow tasks() hook no longer than _LOOKUP_WAIT_S. Tasks are gathered ahead only for an
         # action whose tasks() never waits on this step's results; others are looked up one by one.
-        most = _LOOKUP_BATCH if self.owner._tasks_ahead else 1
+        most = _LOOKUP_BATCH if self.owner._tasks_ahead and not self.owner._waits_on_results else 1
         batch: list[tuple[SubGraphTask, str]] = []
         size, since = 1, time.monotonic()
         try:
@@ -403,7 +403,13 @@ class StepRun:
             return
         written = {k: v for k, v in outcome.state._raw().items() if task.state.get(k, _ABSENT) is not v}
         self._uncached.append((task.index, (key, written, task.graph.name)))
-        if len(self._uncached) >= _CACHE_BATCH or time.monotonic() - self._cached_at > _CACHE_EVERY_S:
+        # A step whose tasks wait on results may make the same task again at once (a search
+        # asking a point it asked before): it must find this one in the cache.
+        if (
+            len(self._uncached) >= _CACHE_BATCH
+            or time.monotonic() - self._cached_at > _CACHE_EVERY_S
+            or self.owner._waits_on_results
+        ):
             self.flush_cache()
 
     def flush_cache(self) -> None:

@@ -273,6 +273,19 @@ class NbflowAccessor:
         task = run_column(self._df, "task_id")
         return plots.plot_curves(self.curves(), metric, axes=axes, task=task, **options)
 
+    def plot_best(self, metric: str | None = None, *, mode: str | None = None, **options: Any) -> Any:
+        """Each trial's ``metric`` and the best so far, in trial order: how a search converged.
+
+        ``metric`` and ``mode`` default to those `nbflow.optimize` searched with. Returns the
+        matplotlib Axes.
+        """
+        searched = self._df.attrs.get("nbflow", {}).get("search") or {}
+        metric = metric or searched.get("metric")
+        if metric is None:
+            msg = "plot_best() needs metric=: these results are not from nbflow.optimize, which would say."
+            raise ResultsError(msg)
+        return plots.plot_best(self._df, metric, mode=mode or searched.get("mode", "min"), **options)
+
     def _status(self, method: str) -> pd.Series:
         column = run_column(self._df, "status")
         if column not in self._df.columns:

@@ -24,7 +24,17 @@ from nbflow.sweeps.curves import step_column
 from nbflow.sweeps.grids import axis_key
 from nbflow.sweeps.naming import run_column
 
-__all__ = ["plot", "plot_curves", "done_rows", "is_number", "plottable", "sweep_axes", "tick_label", "KINDS"]
+__all__ = [
+    "plot",
+    "plot_curves",
+    "plot_best",
+    "done_rows",
+    "is_number",
+    "plottable",
+    "sweep_axes",
+    "tick_label",
+    "KINDS",
+]
 
 KINDS = ("line", "bar", "heatmap", "parallel")
 # Axes that repeat a point rather than move it: averaged over, not plotted against.
@@ -323,6 +333,37 @@ def plot_curves(
     ax.set_ylabel(str(metric))
     if labelled:
         ax.legend(title=str(by), fontsize="small")
+    return ax
+
+
+def plot_best(df: pd.DataFrame, metric: str, *, mode: str = "min", ax: Any = None, **kwargs: Any) -> Any:
+    """Each trial's ``metric`` against its number, and the best so far as a line: how a search converged.
+
+    Pruned trials, which have no final value, are marked along the bottom. ``**kwargs`` go to
+    the best-so-far line's ``ax.step``.
+    """
+    if mode not in ("min", "max"):
+        msg = f"plot_best(mode={mode!r}): mode is 'min' or 'max'."
+        raise ResultsError(msg)
+    done = done_rows(df, metric)
+    status, task = run_column(df, "status"), run_column(df, "task_id")
+    order = task if task in df.columns else None
+    pruned = df[df[status] == "pruned"] if status in df.columns else df.iloc[:0]
+    if ax is None:
+        ax = _new_axes()
+    trial = (lambda rows: rows[order]) if order else (lambda rows: pd.Series(rows.index, index=rows.index))
+    ax.scatter(trial(done), done[metric], s=14, color="C0", alpha=0.6, label="trial")
+    if not pruned.empty:
+        ax.plot(
+            trial(pruned), [0.0] * len(pruned), "|", color="C7", markersize=10,
+            transform=ax.get_xaxis_transform(), label="pruned",
+        )  # fmt: skip
+    ordered = done.sort_values(order) if order else done
+    best = ordered[metric].cummin() if mode == "min" else ordered[metric].cummax()
+    ax.step(trial(ordered), best, where="post", color="C3", label="best so far", **kwargs)
+    ax.set_xlabel("trial")
+    ax.set_ylabel(str(metric))
+    ax.legend(fontsize="small")
     return ax
 
 

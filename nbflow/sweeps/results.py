@@ -78,7 +78,7 @@ def table_rows(frame: Any, axes: list[str]) -> Iterator[dict]:
                 row[field] = value
             else:
                 row["outputs"][output] = value
-        if row["status"] not in ("ok", "cached", "pruned"):
+        if row["status"] not in ("ok", "cached"):
             row["outputs"] = {}  # a failed or cancelled point gave no outputs; its gaps are not values
         yield row
 

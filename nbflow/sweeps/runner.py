@@ -241,6 +241,7 @@ class Sweep(TaskBasedParallelAction):
             self.grid = search.grid
             # Each point is asked once one finishes, and the search may stop points it judges hopeless.
             self._waits_on_results = True
+            self._tasks_ahead = False
             self._stops_tasks = search.prunes
         elif grid is None:
             msg = "Sweep(target) needs the points to run: a grid (nbflow.grid(...), sample(...), a dict of axes) or search=nbflow.Search(...)."
@@ -477,7 +478,10 @@ class Sweep(TaskBasedParallelAction):
         # In a notebook, the notebook layer's live table; elsewhere None.
         live = run.view = (
             extension("live_table")(
-                run.table.frame, total=len(self.grid), curves=functools.partial(self._live_curves, run)
+                run.table.frame,
+                total=len(self.grid),
+                curves=functools.partial(self._live_curves, run),
+                **({"best": (self.search.metric, self.search.mode)} if self.search is not None else {}),
             )
             if self.live
             else None
@@ -547,10 +551,12 @@ class Sweep(TaskBasedParallelAction):
             return "timeout", {}
         if task.error is not None:
             return "error", {}
+        if sub.get(PRUNED, _NOT_PRUNED) is not _NOT_PRUNED:
+            # Its columns stay empty: a metric of the epochs it ran would pass for a finished
+            # point's in a sort or a max. What it reported is in its curve.
+            return "pruned", {}
         reports = sub.get(REPORTS)
         reported = last_values(reports) if reports else {}
-        if sub.get(PRUNED, _NOT_PRUNED) is not _NOT_PRUNED:
-            return "pruned", reported  # it returned nothing: its row holds what it reported
         # What the point returned wins over what it reported under the same name.
         return ("cached" if task.cached else "ok"), {**reported, **self._outputs(sub)}
 

@@ -177,8 +177,8 @@ class Search:
 
     # -- the study ------------------------------------------------------------------------------
 
-    def _sampler(self, optuna: Any) -> Any:
-        spec, seed = self.sampler_spec, self.seed
+    def _sampler(self, optuna: Any, seed: int | None) -> Any:
+        spec = self.sampler_spec
         if not isinstance(spec, str):
             return spec
         if spec == "tpe":
@@ -188,8 +188,13 @@ class Search:
         if spec == "cmaes":
             return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
         if spec == "qmc":
-            return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
-        values = {k: list(self.distributions[k].choices) for k in self.space}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+        # Every value each parameter can take, as Optuna knows it (options by position if need be).
+        values = {
+            k: list(getattr(self.distributions[k], "choices", None) or self._choices[k]) for k in self.space
+        }
         return optuna.samplers.GridSampler(values, seed=seed)
 
     def _pruner(self, optuna: Any) -> Any:
@@ -236,11 +241,15 @@ class Search:
         self.study = optuna.create_study(
             study_name=name,
             storage=storage,
-            sampler=self._sampler(optuna),
             pruner=self._pruner(optuna),
             direction="minimize" if self.mode == "min" else "maximize",
             load_if_exists=True,
         )
+        earlier = len(self.study.get_trials(deepcopy=False))
+        # A resumed study's sampler is seeded from the seed and how far the study got: seeded
+        # as at first, it would draw the points it drew then again.
+        seed = self.seed if earlier == 0 or self.seed is None else _seed_after(self.seed, earlier)
+        self.study.sampler = self._sampler(optuna, seed)
         self._reload(optuna)
 
     def _reload(self, optuna: Any) -> None:
@@ -304,6 +313,10 @@ class Search:
                 self.study.tell(trial, state=states.PRUNED)
             else:
                 self._tell_value(trial, outputs, reports, states)
+        except RuntimeError as exc:
+            if "Study.stop" not in str(exc):
+                self._stop(SweepError(f"Optuna could not be told trial {index}'s result: {exc}"))
+            # else: the grid sampler saying its grid is done; the trial was told first.
         except Exception as exc:  # an Optuna failure must not stop the step's threads
             self._stop(
                 SweepError(f"Optuna could not be told trial {index}'s result: {type(exc).__name__}: {exc}")
@@ -508,6 +521,11 @@ def _to_optuna(optuna: Any, key: str, dist: Distribution, choices: tuple | None)
         return d.CategoricalDistribution(options if _all_primitive(options) else tuple(range(len(options))))
     msg = f"optimize(space=...): {key!r} is {dist!r}, which Optuna cannot search."
     raise SweepError(msg)
+
+
+def _seed_after(seed: int, trials: int) -> int:
+    digest = hashlib.sha256(f"nbflow.search:{seed}:{trials}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 def _spec_name(spec: Any) -> str | None:

@@ -100,5 +100,5 @@ def test_a_plot_that_cannot_be_drawn_leaves_the_rows_and_a_note():
     def broken():
         raise ValueError("odd curves")
 
-    png, note = LiveTable(lambda: None, curves=broken)._safe_plot()
+    png, note = LiveTable(lambda: None, curves=broken)._safe_plot(None)
     assert png is None and "The plot could not be drawn: ValueError: odd curves" in note
