@@ -58,6 +58,9 @@ def live_table(frame: Callable[[], Any], **options: Any) -> LiveTable | None:
 
 _FAILED = ("error", "timeout")
 _FAILED_ROW = ' style="background-color: rgba(220, 38, 38, 0.12)"'
+# A point a search stopped early: not a failure, but no finished value either.
+_PRUNED_ROW = ' style="color: #6b7280; background-color: rgba(107, 114, 128, 0.08)"'
+_TINTS = {"error": _FAILED_ROW, "timeout": _FAILED_ROW, "pruned": _PRUNED_ROW}
 
 
 class LiveTable:
@@ -185,12 +188,12 @@ class LiveTable:
     def _table(self, frame: Any, statuses: list) -> str:
         shown = frame.tail(self.max_rows) if len(frame) > self.max_rows else frame
         table = _blank_gaps(shown).to_html(max_cols=20, na_rep="")
-        # pandas writes one "<tr>" per body row, in order: tint those that failed.
-        tinted = [s in _FAILED for s in statuses[len(statuses) - len(shown) :]]
+        # pandas writes one "<tr>" per body row, in order: tint those that failed or were pruned.
+        tints = [_TINTS.get(s, "") for s in statuses[len(statuses) - len(shown) :]]
         head, tbody, body = table.partition("<tbody>")
         first, *rows = body.split("<tr>")
         body = first + "".join(
-            ("<tr" + _FAILED_ROW + ">" if position < len(tinted) and tinted[position] else "<tr>") + row
+            "<tr" + (tints[position] if position < len(tints) else "") + ">" + row
             for position, row in enumerate(rows)
         )
         return f"{head}{tbody}{body}"

@@ -12,6 +12,7 @@ hold both. These are daemon threads, and a hung call only ever holds its own.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import os
 import queue
@@ -19,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["on_daemon_thread", "idle_threads"]
+__all__ = ["on_daemon_thread", "submit_daemon", "idle_threads"]
 
 # How long an idle thread waits for another call before it ends.
 IDLE_S = 5.0
@@ -95,6 +96,22 @@ def on_daemon_thread(call: Callable[[], Any]) -> asyncio.Future:
             loop.call_soon_threadsafe(settle, value, error)
         except RuntimeError:
             pass  # the loop is gone: nobody waits for this task any more
+
+    _THREADS.run(target)
+    return future
+
+
+def submit_daemon(fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+    """``fn(*args)`` on a daemon thread, as a `concurrent.futures.Future` (a hung call holds only its thread)."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def target() -> None:
+        if not future.set_running_or_notify_cancel():
+            return  # cancelled before it started
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
 
     _THREADS.run(target)
     return future

@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterable, Itera
 from typing import Any
 
 from nbflow.parallel.channel import run_batch_flushing
+from nbflow.parallel.daemon_threads import submit_daemon
 
 __all__ = [
     "Executor",
@@ -205,9 +206,8 @@ class Executor:
         The default runs each call as a `map_unordered` of one, on a thread of the driver:
         right on any executor, fast on none. Executors override it with their engine's own.
         """
-        with concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix=f"nbflow-{self.name}") as pool:
-            kwargs = {"channel": channel} if channel is not None else {}
-            yield lambda args: pool.submit(lambda: next(iter(self.map_unordered(fn, [args], **kwargs))))
+        kwargs = {"channel": channel} if channel is not None else {}
+        yield lambda args: submit_daemon(lambda: next(iter(self.map_unordered(fn, [args], **kwargs))))
 
     def _died(self, error: BaseException) -> bool:
         """Whether ``error`` says a call's worker died under it (rather than the call failing)."""
@@ -402,8 +402,9 @@ class MultiThreadedExecutor(JoblibExecutor):
 
     @contextlib.contextmanager
     def _submitting(self, fn: Callable, channel: tuple | None) -> Iterator[Callable]:
-        with concurrent.futures.ThreadPoolExecutor(self.n_jobs, thread_name_prefix="nbflow-threads") as pool:
-            yield lambda args: pool.submit(fn, *args)
+        # Daemon threads, not a pool that joins them: a point abandoned past its timeout, or
+        # running on after a cancel, must not hold up the end of the run (or of the interpreter).
+        yield lambda args: submit_daemon(fn, *args)
 
 
 class MultiProcessExecutor(JoblibExecutor):

@@ -489,21 +489,17 @@ class StepRun:
             answer = self._answer if self.owner._stops_tasks else None
             channel = Channel(functools.partial(self._heard, inbox), answer)
             kwargs["channel"] = channel.spec
-        if self.owner._waits_on_results:
-            # Each task starts as it is made; see TaskBasedParallelAction._waits_on_results.
-            pump: Any = threading.Thread(
-                target=_pump_thread,
-                args=(functools.partial(self.executor.map_asking, fn, items, **kwargs), inbox),
-                name=f"nbflow-{self.executor.name}-results",
-                daemon=True,
+        asking = self.owner._waits_on_results
+        if loop is not None and self.executor.is_async and not asking:
+            pump: Any = asyncio.ensure_future(
+                _pump_task(self.executor.amap_unordered(fn, items, **kwargs), inbox)
             )
-            pump.start()
-        elif loop is not None and self.executor.is_async:
-            pump = asyncio.ensure_future(_pump_task(self.executor.amap_unordered(fn, items, **kwargs), inbox))
         else:
+            # Tasks that wait on results start as they are made: see _waits_on_results.
+            mapper = self.executor.map_asking if asking else self.executor.map_unordered
             pump = threading.Thread(
                 target=_pump_thread,
-                args=(functools.partial(self.executor.map_unordered, fn, items, **kwargs), inbox),
+                args=(functools.partial(mapper, fn, items, **kwargs), inbox),
                 name=f"nbflow-{self.executor.name}-results",
                 daemon=True,
             )

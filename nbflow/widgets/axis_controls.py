@@ -43,6 +43,7 @@ import ipywidgets
 from nbflow.core.actions import Action
 from nbflow.errors import SweepError
 from nbflow.parallel.tasks import RunnableGraph
+from nbflow.sweeps.distributions import Distribution, choice, loguniform, randint, uniform
 
 __all__ = ["AxisControl", "control_for", "controls_from_signature"]
 
@@ -87,6 +88,10 @@ class AxisControl:
         """The values the axis sweeps, as the control is set now."""
         raise NotImplementedError
 
+    def distribution(self) -> Distribution:
+        """What an adaptive search draws the axis from, as the control is set now: its values."""
+        return choice(self.values())
+
     def observe(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` whenever the values may have changed."""
         self.widget.observe(lambda change: callback(), names="value")
@@ -120,6 +125,10 @@ class RangeControl(AxisControl):
         widget.description = name
         widget.continuous_update = False
         super().__init__(name, widget)
+
+    def distribution(self) -> Distribution:
+        low, high = self.widget.value
+        return randint(low, high) if self.integer else uniform(low, high)
 
     def values(self) -> list:
         low, high = self.widget.value
@@ -165,6 +174,9 @@ class LogRangeControl(AxisControl):
     def observe(self, callback: Callable[[], None]) -> None:
         for slider in (self.low, self.high):
             slider.observe(lambda change: callback(), names="value")
+
+    def distribution(self) -> Distribution:
+        return loguniform(self.low.value, self.high.value)
 
     def values(self) -> list:
         lo, hi = math.log10(self.low.value), math.log10(self.high.value)

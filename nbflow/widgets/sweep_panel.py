@@ -1,7 +1,7 @@
 """`SweepPanel`: a sweep's axes as controls, with Run, Cancel, progress, a live table, a plot and export.
 
-The panel is a thin front over `Sweep`. Its controls make a grid; Run builds a
-`Sweep` over that grid and runs it on a background thread, so the kernel stays
+The panel is a thin front over `Sweep`. Its controls make a grid (or, set to
+"adaptive", the space of a `Search`); Run builds a `Sweep` over it and runs it on a background thread, so the kernel stays
 free for other cells; the progress bar is the sweep's ``progress=`` hook, and
 the table and plot are drawn from ``sweep.results``. Nothing here decides how
 points run, fail, retry or cancel: `Sweep` does.
@@ -23,6 +23,7 @@ from nbflow.parallel.registry import resolve_executor
 from nbflow.sweeps.grids import Grid, grid
 from nbflow.sweeps.naming import run_column
 from nbflow.sweeps.runner import Sweep
+from nbflow.sweeps.search import Search
 from nbflow.widgets.axis_controls import AxisControl, control_for, controls_from_signature
 from nbflow.widgets.panel_plot import metric_plot
 from nbflow.widgets.progress import WidgetProgress
@@ -60,6 +61,11 @@ class SweepPanel:
     multi-select with everything selected; a bool a checkbox and a str a text
     field (one value each). With no specs, the controls come from the target's
     defaults (see `nbflow.widgets.axis_controls` for the rules).
+
+    Set "adaptive" instead of "grid", the controls' ranges become a search space
+    (a range is ``uniform`` or ``randint``, a log range ``loguniform``, selected
+    options a ``choice``) and Run asks an Optuna study for each point (see
+    `nbflow.optimize`): give the number of trials, the metric and min or max.
 
     The panel shows the grid size as the controls change, Run and Cancel, a
     progress bar, a plot of one metric against one axis, the results table, and
@@ -151,6 +157,27 @@ class SweepPanel:
         self.export_path = ipywidgets.Text(value=export_path, description="export to")
         self.export_button = ipywidgets.Button(description="Export", icon="download")
         self.export_status = ipywidgets.HTML()
+        # Grid, or an adaptive search over the controls' ranges (and then its budget and goal).
+        self.search_mode = ipywidgets.ToggleButtons(
+            options=["grid", "adaptive"], value="grid", description="search"
+        )
+        hidden = ipywidgets.Layout(display="none")
+        self.n_trials = ipywidgets.BoundedIntText(
+            value=20,
+            min=1,
+            max=1_000_000,
+            description="trials",
+            layout=ipywidgets.Layout(width="160px", display="none"),
+        )
+        self.objective = ipywidgets.Text(
+            description="optimize", placeholder="metric, e.g. loss", layout=hidden
+        )
+        self.direction = ipywidgets.Dropdown(
+            options=["min", "max"], value="min", layout=ipywidgets.Layout(width="80px", display="none")
+        )
+        self.search_mode.observe(lambda change: self._mode_changed(), names="value")
+        for field in (self.n_trials, self.objective, self.direction):
+            field.observe(lambda change: self._update_size(), names="value")
         executor = self.sweep_options.get("executor", "threads")
         fixed = not isinstance(executor, str) or executor in _FIXED_CONCURRENCY
         # A cluster's executor sizes what it keeps in flight from the cluster itself: the panel
@@ -188,6 +215,7 @@ class SweepPanel:
             [
                 ipywidgets.HTML(f"{_PANEL_STYLE}<b>Sweep of {html.escape(self.name)}</b>"),
                 ipywidgets.VBox([c.widget for c in self.controls.values()]),
+                ipywidgets.HBox([self.search_mode, self.n_trials, self.objective, self.direction]),
                 ipywidgets.HBox([self.size_label, self.n_jobs, self.run_button, self.cancel_button]),
                 ipywidgets.HBox([self.progress, self.status]),
                 ipywidgets.HBox([self.metric_dropdown, self.axis_dropdown]),
@@ -216,6 +244,24 @@ class SweepPanel:
         return grid(**{name: control.values() for name, control in self.controls.items()})
 
     @property
+    def adaptive(self) -> bool:
+        """Whether Run searches adaptively (the "adaptive" toggle) rather than running the grid."""
+        return self.search_mode.value == "adaptive"
+
+    def search(self) -> Search:
+        """The adaptive search the controls give now.
+
+        Raises:
+            SweepError: no metric named, or a control that gives no values.
+        """
+        metric = self.objective.value.strip()
+        if not metric:
+            msg = f"The sweep panel for {self.name} needs the metric to optimize: type the name of an output of {self.name} (e.g. loss) in the 'optimize' field."
+            raise SweepError(msg)
+        space = {name: control.distribution() for name, control in self.controls.items()}
+        return Search(space, n_trials=self.n_trials.value, metric=metric, mode=self.direction.value)
+
+    @property
     def running(self) -> bool:
         """Whether a sweep is running now."""
         return self._thread is not None and self._thread.is_alive()
@@ -238,21 +284,25 @@ class SweepPanel:
         if self.running:
             msg = f"The sweep panel for {self.name} is already running; call panel.wait() for it to finish, or panel.cancel() to stop it."
             raise SweepError(msg)
-        points = self.grid()
-        if not len(points):
-            empty = [name for name, c in self.controls.items() if not c.values()]
+        empty = [name for name, c in self.controls.items() if not c.values()]
+        if empty:
             msg = f"The sweep panel for {self.name} has no points to run: axis {empty[0]!r} has no values selected. Select at least one."
             raise SweepError(msg)
         progress = functools.partial(WidgetProgress, self.progress, on_update=self._progressed)
         options = dict(self.sweep_options)
         if not self.n_jobs.disabled:
             options["n_jobs"] = self.n_jobs.value
+        if self.adaptive:
+            points: Any = None
+            options["search"] = self.search()
+        else:
+            points = self.grid()
         sweep = Sweep(self.target, points, progress=progress, live=False, **options)
         self._runs += 1
         self.sweep, self.error, self._cancel_requested = sweep, None, False
         self._started = time.monotonic()
         self.run_button.disabled, self.cancel_button.disabled = True, False
-        self.status.value = f"Run {self._runs}: starting {len(points)} points…"
+        self.status.value = f"Run {self._runs}: starting {len(sweep)} points…"
         self.export_status.value = ""  # it spoke of the last run's results
         # A thread, not a process: the target and its results stay in this kernel, and the cell returns.
         self._thread = threading.Thread(
@@ -354,10 +404,24 @@ class SweepPanel:
 
     # -- drawing ----------------------------------------------------------------------------------
 
+    def _mode_changed(self) -> None:
+        shown = None if self.adaptive else "none"
+        for field in (self.n_trials, self.objective, self.direction):
+            field.layout.display = shown
+        self._update_size()
+
     def _update_size(self) -> None:
         g = self.grid()
-        parts = " × ".join(f"{html.escape(name)} {len(c.values())}" for name, c in self.controls.items())
-        self.size_label.value = f"<b>{len(g)} point{'' if len(g) == 1 else 's'}</b> ({parts})"
+        if self.adaptive:
+            trials = self.n_trials.value
+            goal = f"{self.direction.value} {html.escape(self.objective.value.strip() or '?')}"
+            parts = ", ".join(html.escape(name) for name in self.controls)
+            self.size_label.value = (
+                f"<b>{trials} trial{'' if trials == 1 else 's'}</b> (TPE over {parts}; {goal})"
+            )
+        else:
+            parts = " × ".join(f"{html.escape(name)} {len(c.values())}" for name, c in self.controls.items())
+            self.size_label.value = f"<b>{len(g)} point{'' if len(g) == 1 else 's'}</b> ({parts})"
         self.run_button.disabled = self.running or not len(g)
 
     def _draw(self, frame: Any, *, final: bool, progress: WidgetProgress | None = None) -> None:

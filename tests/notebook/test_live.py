@@ -74,6 +74,25 @@ def test_live_table_shows_counts_of_the_whole_sweep_tints_failed_rows_and_leaves
     assert cells[0][cells[0].index("ok") + 1] == ""  # the error of an ok row is blank
 
 
+def test_live_table_shows_pruned_rows_greyed_not_as_failures():
+    import re
+
+    import nbflow
+    from nbflow.notebook.live import LiveTable
+
+    def f(x):
+        nbflow.report(step=0, loss=x)
+        if x == 1:
+            raise nbflow.Pruned(0)
+        return {"loss": x}
+
+    df = nbflow.sweep(f, {"x": [0, 1, 2]}, progress=False)
+    page = LiveTable(lambda: df, total=3).render(df)
+    assert page.startswith("<div>3 of 3 done</div>")  # a pruned point is not a failure
+    styles = re.findall(r"<tr( style=\"[^\"]*\")?>\s*<th>\d+</th>", page)
+    assert [("rgba(107" in style) for style in styles] == [False, True, False]
+
+
 def test_live_table_tints_the_right_rows_when_it_shows_only_the_last_ones():
     from nbflow import sweep
     from nbflow.notebook.live import LiveTable

@@ -196,6 +196,76 @@ def test_cancel_stops_asking_and_keeps_what_finished():
     assert set(df["status"]) <= {"ok", "cancelled"}
 
 
+def test_cancel_returns_promptly_while_a_point_hangs():
+    release = threading.Event()
+    hung = threading.Event()
+
+    def f(x):
+        if x > 0.5 and not hung.is_set():
+            hung.set()
+            release.wait(30)  # this point hangs; a thread cannot be stopped
+        return {"loss": x}
+
+    search = Search({"x": uniform(0, 1)}, n_trials=100, metric="loss", sampler="random", seed=0)
+    sweep = nbflow.Sweep(f, search=search, executor="threads", n_jobs=2, **quiet())
+    threading.Thread(target=lambda: (hung.wait(10), time.sleep(0.2), sweep.cancel()), daemon=True).start()
+    started = time.monotonic()
+    df = sweep.run()
+    took = time.monotonic() - started
+    release.set()
+    assert took < 10  # not the 30 s the hung point waits
+    assert (df["status"] == "cancelled").sum() >= 1
+    assert set(df["status"]) <= {"ok", "cancelled"}
+
+
+@pytest.mark.parametrize("executor", ["threads", "processes"])
+def test_ctrl_c_during_a_search_raises_with_the_trials_that_finished(executor, shutdown_processes):
+    import signal
+
+    def f(x):
+        time.sleep(0.05)
+        return {"loss": x}
+
+    search = Search({"x": uniform(0, 1)}, n_trials=200, metric="loss", sampler="random", seed=0)
+    sweep = nbflow.Sweep(f, search=search, executor=executor, n_jobs=2, **quiet())
+    timer = threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt) as info:
+        sweep.run()
+    timer.cancel()
+    partial = info.value.results
+    assert 0 < (partial["status"] == "ok").sum() < 200
+    assert set(partial["status"]) <= {"ok", "cancelled"}
+    finished = partial.loc[partial["status"] == "ok"]
+    assert finished["loss"].tolist() == finished["x"].tolist()  # each result under its own point
+
+
+def test_a_cancelled_search_resumes_with_its_finished_trials_and_asks_the_rest(tmp_path):
+    calls = []
+    started = threading.Event()
+
+    def f(x):
+        calls.append(x)
+        if len(calls) >= 4:
+            started.set()
+        time.sleep(0.02)
+        return {"loss": x}
+
+    space = {"x": uniform(0, 1)}
+    search = Search(space, n_trials=30, metric="loss", sampler="random", seed=0)
+    sweep = nbflow.Sweep(f, search=search, executor="threads", n_jobs=2, cache=tmp_path, **quiet())
+    threading.Thread(target=lambda: (started.wait(5), sweep.cancel()), daemon=True).start()
+    first = sweep.run()
+    done = first[first["status"] == "ok"]
+    assert 0 < len(done) < 30
+    again = optimize(f, space, n_trials=30, metric="loss", sampler="random", seed=0, cache=tmp_path, **quiet())
+    assert len(again) == 30 and set(again["status"]) == {"ok", "cached"}
+    # The finished trials came back from the cache, each under its own parameters.
+    reloaded = again[again["status"] == "cached"]
+    assert sorted(reloaded["x"]) == sorted(done["x"])
+    assert (again["loss"] == again["x"]).all()
+
+
 # -- pruning ------------------------------------------------------------------------------------
 
 

@@ -549,3 +549,42 @@ def test_sweep_panel_plots_an_axis_of_lists_by_their_text():
     svg = metric_plot(df, "acc", "layers", ["layers", "lr"])
     assert svg.count('<g id="nbflow-point-') == 4
     assert "<title>layers=[64, 64], lr=0.1, acc=0.2</title>" in svg
+
+
+# -- adaptive search --------------------------------------------------------------------------------
+
+
+def test_sweep_panel_adaptive_searches_the_controls_ranges_with_optuna():
+    """Set to "adaptive", the controls' ranges are the space, and Run asks an Optuna study for each point."""
+    pytest.importorskip("optuna")
+
+    def train(lr, depth, opt):
+        return {"loss": (lr - 0.01) ** 2 + depth / 100 + (0 if opt == "adam" else 0.5)}
+
+    panel = SweepPanel(train, lr=(1e-4, 1e-1, "log"), depth=(1, 4), opt=["adam", "sgd"])
+    assert panel.n_trials.layout.display == "none"
+    panel.search_mode.value = "adaptive"
+    assert panel.n_trials.layout.display is None
+    panel.n_trials.value = 12
+    panel.objective.value = "loss"
+    assert "12 trials" in panel.size_label.value and "min loss" in panel.size_label.value
+    space = panel.search().space
+    assert (repr(space["lr"]), repr(space["depth"]), repr(space["opt"])) == (
+        "loguniform(0.0001, 0.1)", "randint(1, 4)", "choice(['adam', 'sgd'])",
+    )  # fmt: skip
+    panel.run()
+    df = panel.wait(timeout=120)
+    assert panel.error is None
+    assert len(df) == 12 and set(df["status"]) == {"ok"}
+    assert df["lr"].between(1e-4, 1e-1).all() and set(df["depth"]) <= {1, 2, 3, 4}
+    assert df.attrs["nbflow"]["search"]["metric"] == "loss"
+    assert "12 of 12" in panel.status.value or "finished" in panel.status.value
+
+
+def test_sweep_panel_adaptive_without_a_metric_says_what_to_type():
+    pytest.importorskip("optuna")
+    panel = SweepPanel(lambda lr: {"loss": lr}, lr=(0.0, 1.0))
+    panel.search_mode.value = "adaptive"
+    with pytest.raises(SweepError, match="needs the metric to optimize.*'optimize' field"):
+        panel.run()
+    assert not panel.running
