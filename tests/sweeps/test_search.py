@@ -258,7 +258,9 @@ def test_a_cancelled_search_resumes_with_its_finished_trials_and_asks_the_rest(t
     first = sweep.run()
     done = first[first["status"] == "ok"]
     assert 0 < len(done) < 30
-    again = optimize(f, space, n_trials=30, metric="loss", sampler="random", seed=0, cache=tmp_path, **quiet())
+    again = optimize(
+        f, space, n_trials=30, metric="loss", sampler="random", seed=0, cache=tmp_path, **quiet()
+    )
     assert len(again) == 30 and set(again["status"]) == {"ok", "cached"}
     # The finished trials came back from the cache, each under its own parameters.
     reloaded = again[again["status"] == "cached"]

@@ -585,6 +585,6 @@ def test_sweep_panel_adaptive_without_a_metric_says_what_to_type():
     pytest.importorskip("optuna")
     panel = SweepPanel(lambda lr: {"loss": lr}, lr=(0.0, 1.0))
     panel.search_mode.value = "adaptive"
-    with pytest.raises(SweepError, match="needs the metric to optimize.*'optimize' field"):
+    with pytest.raises(SweepError, match=r"needs the metric to optimize.*'optimize' field"):
         panel.run()
     assert not panel.running
