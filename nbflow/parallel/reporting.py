@@ -33,6 +33,7 @@ from typing import Any
 from nbflow.errors import Pruned
 from nbflow.parallel.attempts import PerAttempt
 from nbflow.parallel.channel import sending
+from nbflow.parallel.recording import append_report, recording_folder
 
 __all__ = ["report", "REPORTS", "PRUNED", "Reports", "last_values", "listen", "unlisten"]
 
@@ -42,6 +43,8 @@ REPORTS = "_nbflow_reports"
 PRUNED = "_nbflow_pruned"
 
 _warned_outside = False
+# In a swept notebook's kernel: its reports so far, by recording folder (for their steps).
+_IN_NOTEBOOK: dict[str, Reports] = {}
 
 # The listeners of the steps running in this process, by key: (pid, listener). The pid keeps a
 # forked child from calling its parent's listener, which would update nothing the parent sees.
@@ -150,6 +153,13 @@ def report(step: int | None = None, **metrics: float) -> None:
         raise ValueError(msg)
     sink = Reports.current.get()
     if sink is None:
+        folder = recording_folder()
+        if folder is not None:
+            # A notebook that nbflow.sweep_notebook runs, on a kernel of its own.
+            kept = _IN_NOTEBOOK.setdefault(str(folder), Reports())
+            kept.add(step, metrics)
+            append_report(folder, *kept.items[-1])
+            return
         if not _warned_outside:
             _warned_outside = True
             warnings.warn(
