@@ -89,6 +89,7 @@ from nbflow.parallel import (
     register_executor,
     sum_changes,
 )
+from nbflow.parallel.recording import record
 from nbflow.parallel.reporting import report
 from nbflow.persistence import (
     InMemoryPersister,
@@ -111,6 +112,7 @@ from nbflow.sweeps import (
     randint,
     sample,
     sweep,
+    sweep_notebook,
     to_dataframe,
     uniform,
     zipped,
@@ -141,7 +143,7 @@ __all__ = [
     # sweeps and their results
     "Grid", "grid", "zipped", "sample", "uniform", "loguniform", "randint", "choice",
     "Sweep", "sweep", "ResultTable", "to_dataframe", "load_results", "report",
-    "optimize", "Search", "Pruned",
+    "optimize", "Search", "Pruned", "sweep_notebook", "record",
     # notebook widgets (loaded on first use)
     "SweepPanel", "GraphView", "HistoryView",
     # errors

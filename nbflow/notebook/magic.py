@@ -1,4 +1,4 @@
-"""The ``%%parallel_map`` cell magic: a thin front over `Sweep`.
+"""The ``%%parallel_map`` cell magic and the ``%sweep_notebook`` line magic: thin fronts over `Sweep`.
 
 ::
 
@@ -14,47 +14,74 @@ local to that point. A row holds the axis values plus the ``--collect`` names,
 or else the value of the body's last expression. The DataFrame goes into
 ``VAR`` (default ``results``) and is displayed. Stop (Ctrl-C) puts the partial
 frame into ``VAR`` and ends the cell in a ``KeyboardInterrupt``, so Run All stops.
+
+::
+
+    %sweep_notebook PATH [--zip] [--executor NAME] [--n-jobs N] [--out VAR] [--output-dir DIR]
+                    [--kernel NAME] [--on-error record|raise] [--retries N] [--timeout SECONDS]
+                    [--cache [DIR]] [--no-progress] AXIS=EXPR ...
+
+runs the notebook at ``PATH`` once per point, as `nbflow.sweep_notebook` does (on processes
+unless ``--executor`` says otherwise), into ``VAR`` the same way.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import io
 import re
 import tokenize
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from nbflow.errors import Interrupted
 from nbflow.parallel.registry import resolve_executor
 from nbflow.sweeps.grids import grid, zipped
+from nbflow.sweeps.notebooks import sweep_notebook
 from nbflow.sweeps.runner import Sweep
 
-__all__ = ["ParallelMapMagics", "CellBody", "parse_line"]
+__all__ = ["ParallelMapMagics", "CellBody", "parse_line", "parse_notebook_line"]
 
 USAGE = (
     "%%parallel_map [--zip] [--executor NAME] [--n-jobs N] [--out VAR] [--collect NAMES] "
     "[--on-error record|raise] [--retries N] [--timeout SECONDS] [--cache [DIR]] [--no-progress] AXIS=EXPR ..."
 )
+NOTEBOOK_USAGE = (
+    "%sweep_notebook PATH [--zip] [--executor NAME] [--n-jobs N] [--out VAR] [--output-dir DIR] "
+    "[--kernel NAME] [--on-error record|raise] [--retries N] [--timeout SECONDS] [--cache [DIR]] "
+    "[--no-progress] AXIS=EXPR ..."
+)
 _AXIS_START = re.compile(r"(?<!\S)[A-Za-z_]\w*=(?!=)")
+_FIRST = re.compile(r"""\s*("[^"]+"|'[^']+'|\S+)\s*(.*)""", re.S)
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, prog: str, usage: str) -> None:
+        super().__init__(prog=prog, add_help=False)
+        self.usage_line = usage
+
     def error(self, message: str) -> None:  # argparse would print and exit the kernel's process
-        msg = f"%%parallel_map: {message}.\nUsage: {USAGE}"
+        msg = f"{self.prog}: {message}.\nUsage: {self.usage_line}"
         raise UsageError(msg)
 
 
-def _parser() -> _Parser:
-    parser = _Parser(prog="%%parallel_map", add_help=False)
+def _parser(prog: str) -> _Parser:
+    """The options of ``%%parallel_map`` or ``%sweep_notebook``: a sweep's, and each one's own."""
+    notebook = prog == "%sweep_notebook"
+    parser = _Parser(prog, NOTEBOOK_USAGE if notebook else USAGE)
     parser.add_argument("--zip", action="store_true")
-    parser.add_argument("--executor", default="threads")
+    parser.add_argument("--executor", default="processes" if notebook else "threads")
     parser.add_argument("--n-jobs", type=int, default=None)
     parser.add_argument("--out", default="results")
-    parser.add_argument("--collect", default=None)
+    if notebook:
+        parser.add_argument("--output-dir", default=None)
+        parser.add_argument("--kernel", default=None)
+    else:
+        parser.add_argument("--collect", default=None)
     parser.add_argument("--on-error", choices=["record", "raise"], default="record")
     parser.add_argument("--retries", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=None)
@@ -63,21 +90,33 @@ def _parser() -> _Parser:
     return parser
 
 
-def parse_line(line: str) -> tuple[argparse.Namespace, list[tuple[str, str]]]:
+def parse_line(line: str, prog: str = "%%parallel_map") -> tuple[argparse.Namespace, list[tuple[str, str]]]:
     """The options and the ``(axis, expression source)`` pairs of a magic's first line."""
     match = _AXIS_START.search(line)
     options_text, axes_text = (line[: match.start()], line[match.start() :]) if match else (line, "")
-    options, unknown = _parser().parse_known_args(options_text.split())
+    parser = _parser(prog)
+    options, unknown = parser.parse_known_args(options_text.split())
     if unknown:
-        msg = f"%%parallel_map: unknown option(s) {unknown}.\nUsage: {USAGE}"
+        msg = f"{prog}: unknown option(s) {unknown}.\nUsage: {parser.usage_line}"
         raise UsageError(msg)
     if not options.out.isidentifier():
-        msg = f"%%parallel_map: --out {options.out!r} is not a valid variable name."
+        msg = f"{prog}: --out {options.out!r} is not a valid variable name."
         raise UsageError(msg)
-    return options, _split_axes(axes_text)
+    return options, _split_axes(axes_text, prog)
 
 
-def _split_axes(text: str) -> list[tuple[str, str]]:
+def parse_notebook_line(line: str) -> tuple[str, argparse.Namespace, list[tuple[str, str]]]:
+    """``%sweep_notebook``'s line: the notebook's path (first, quoted if it has spaces), options and axes."""
+    match = _FIRST.fullmatch(line)
+    if match is None or match.group(1).startswith("-") or _AXIS_START.match(match.group(1)):
+        msg = f"%sweep_notebook needs the notebook's path first.\nUsage: {NOTEBOOK_USAGE}"
+        raise UsageError(msg)
+    path = match.group(1).strip("'\"")
+    options, axes = parse_line(match.group(2), "%sweep_notebook")
+    return path, options, axes
+
+
+def _split_axes(text: str, prog: str = "%%parallel_map") -> list[tuple[str, str]]:
     """Split ``a=[1, 2] b=range(3)`` (spaces or commas between) into the source of each axis."""
     offsets = [0]
     for part in text.splitlines(keepends=True):
@@ -85,7 +124,7 @@ def _split_axes(text: str) -> list[tuple[str, str]]:
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, IndentationError) as exc:
-        msg = f"%%parallel_map: cannot read the axes {text.strip()!r}: {exc}."
+        msg = f"{prog}: cannot read the axes {text.strip()!r}: {exc}."
         raise UsageError(msg) from None
     depth, starts = 0, []  # (axis name, where its name starts, where its expression starts)
     for i, tok in enumerate(tokens):
@@ -102,7 +141,7 @@ def _split_axes(text: str) -> list[tuple[str, str]]:
         end = starts[k + 1][1] if k + 1 < len(starts) else len(text)
         source = text[value_at:end].strip().rstrip(",").strip()
         if not source:
-            msg = f"%%parallel_map: axis {name!r} has no expression; write {name}=[...]."
+            msg = f"{prog}: axis {name!r} has no expression; write {name}=[...]."
             raise UsageError(msg)
         axes.append((name, source))
     return axes
@@ -164,26 +203,14 @@ def _names_read(source: str) -> set[str]:
 
 @magics_class
 class ParallelMapMagics(Magics):
-    """``%%parallel_map``: run a cell over a grid of parameters, in parallel, into a DataFrame."""
+    """``%%parallel_map`` runs a cell, ``%sweep_notebook`` a notebook, over a grid of parameters into a DataFrame."""
 
     @cell_magic
     def parallel_map(self, line: str, cell: str) -> Any:
         """Run the cell once per point of the axes given on the first line; see the module docstring."""
         options, axis_sources = parse_line(line)
-        if not axis_sources:
-            msg = f"%%parallel_map needs at least one axis, e.g. `%%parallel_map lr=[0.01, 0.1]`.\nUsage: {USAGE}"
-            raise UsageError(msg)
         user_ns = self.shell.user_ns
-        axes: dict[str, Any] = {}
-        for name, source in axis_sources:
-            if name in axes:
-                msg = f"%%parallel_map: axis {name!r} is given twice; give each axis once."
-                raise UsageError(msg)
-            try:
-                axes[name] = eval(source, user_ns)
-            except Exception as exc:
-                msg = f"%%parallel_map: axis {name!r} = {source} failed: {type(exc).__name__}: {exc}"
-                raise UsageError(msg) from None
+        axes = _evaluated(axis_sources, user_ns, "%%parallel_map", "lr=[0.01, 0.1]", USAGE)
         try:
             body_names = _names_read(cell)
         except SyntaxError as exc:
@@ -191,14 +218,7 @@ class ParallelMapMagics(Magics):
             raise UsageError(msg) from None
         namespace = {n: user_ns[n] for n in body_names if n in user_ns and n not in axes}
         collect = [n.strip() for n in options.collect.split(",") if n.strip()] if options.collect else None
-        try:
-            # Through the executor's own constructor, so that --n-jobs 0 is refused, not ignored.
-            extra = {"max_concurrency": options.n_jobs} if options.n_jobs is not None else {}
-            executor = resolve_executor(options.executor, **extra)
-        except (ValueError, TypeError) as exc:
-            raise UsageError(
-                f"%%parallel_map: --executor {options.executor} --n-jobs {options.n_jobs}: {exc}"
-            ) from None
+        executor = _executor(options, "%%parallel_map")
         points = (zipped if options.zip else grid)(**axes)
         try:
             sweep = Sweep(
@@ -214,13 +234,69 @@ class ParallelMapMagics(Magics):
             )
         except ValueError as exc:
             raise UsageError(f"%%parallel_map: {exc}") from None
+        return _into(user_ns, options.out, sweep.run)
+
+    @line_magic
+    def sweep_notebook(self, line: str) -> Any:
+        """Run the notebook at PATH once per point of the axes given; see the module docstring."""
+        path, options, axis_sources = parse_notebook_line(line)
+        user_ns = self.shell.user_ns
+        axes = _evaluated(axis_sources, user_ns, "%sweep_notebook", "PATH lr=[0.01, 0.1]", NOTEBOOK_USAGE)
+        points = (zipped if options.zip else grid)(**axes)
+        run = functools.partial(
+            sweep_notebook,
+            path,
+            points,
+            executor=_executor(options, "%sweep_notebook"),
+            output_dir=options.output_dir,
+            cache=options.cache,
+            progress=not options.no_progress,
+            timeout=options.timeout,
+            kernel_name=options.kernel,
+            on_error=options.on_error,
+            retries=options.retries,
+        )
+        return _into(user_ns, options.out, run)
+
+
+def _evaluated(
+    sources: list[tuple[str, str]], user_ns: dict, prog: str, example: str, usage: str
+) -> dict[str, Any]:
+    """Each axis's expression, evaluated in the notebook's namespace."""
+    if not sources:
+        msg = f"{prog} needs at least one axis, e.g. `{prog} {example}`.\nUsage: {usage}"
+        raise UsageError(msg)
+    axes: dict[str, Any] = {}
+    for name, source in sources:
+        if name in axes:
+            msg = f"{prog}: axis {name!r} is given twice; give each axis once."
+            raise UsageError(msg)
         try:
-            results = sweep.run()
-        except Interrupted as exc:
-            # Stop keeps what finished where the user looks for it, and still ends the cell in an
-            # error, so that Run All stops here.
-            user_ns[options.out] = exc.results
-            exc.args = (f"{exc} The partial frame is in {options.out!r}.",)
-            raise
-        user_ns[options.out] = results
-        return results
+            axes[name] = eval(source, user_ns)
+        except Exception as exc:
+            msg = f"{prog}: axis {name!r} = {source} failed: {type(exc).__name__}: {exc}"
+            raise UsageError(msg) from None
+    return axes
+
+
+def _executor(options: argparse.Namespace, prog: str) -> Any:
+    try:
+        # Through the executor's own constructor, so that --n-jobs 0 is refused, not ignored.
+        extra = {"max_concurrency": options.n_jobs} if options.n_jobs is not None else {}
+        return resolve_executor(options.executor, **extra)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{prog}: --executor {options.executor} --n-jobs {options.n_jobs}: {exc}") from None
+
+
+def _into(user_ns: dict, out: str, run: Any) -> Any:
+    """``run()``'s frame, put in the notebook as ``out``; after a Stop, the partial frame, and re-raise."""
+    try:
+        results = run()
+    except Interrupted as exc:
+        # Stop keeps what finished where the user looks for it, and still ends the cell in an
+        # error, so that Run All stops here.
+        user_ns[out] = exc.results
+        exc.args = (f"{exc} The partial frame is in {out!r}.",)
+        raise
+    user_ns[out] = results
+    return results

@@ -7,6 +7,7 @@ live in `nbflow.sweeps.export`.
 
 from nbflow.sweeps.distributions import choice, loguniform, randint, sample, uniform
 from nbflow.sweeps.grids import Grid, grid, zipped
+from nbflow.sweeps.notebooks import sweep_notebook
 from nbflow.sweeps.results import ResultTable, to_dataframe
 from nbflow.sweeps.runner import Sweep, sweep
 from nbflow.sweeps.search import Search, optimize
@@ -14,6 +15,7 @@ from nbflow.sweeps.search import Search, optimize
 __all__ = [
     "Grid", "grid", "zipped", "sample", "uniform", "loguniform", "randint", "choice",
     "Sweep", "sweep", "ResultTable", "to_dataframe", "Search", "optimize",
+    "sweep_notebook",
 ]  # fmt: skip
 
 

@@ -143,3 +143,37 @@ def test_magic_n_jobs_zero_is_refused_by_the_executor(shell, executor):
         match=rf"--executor {executor} --n-jobs 0: .*max_concurrency=\.\.\.\) takes a positive int",
     ):
         magic(shell, f"--no-progress --executor {executor} --n-jobs 0 x=[1, 2]", "x")
+
+
+# -- %sweep_notebook ------------------------------------------------------------------------------
+
+
+def test_sweep_notebook_magic_runs_a_notebook_per_point_into_a_variable(shell, tmp_path):
+    """`%sweep_notebook PATH ... x=xs`: the path first (quoted with spaces), options, then axes."""
+    pytest.importorskip("papermill")
+    from tests.sweeps.test_notebooks import make_notebook
+
+    notebook = make_notebook(tmp_path, "import nbflow\nnbflow.record('y', x + 1)", name="my point.ipynb")
+    shell.user_ns["xs"] = [1, 2, 3]
+    shell.run_line_magic(
+        "sweep_notebook",
+        f"'{notebook}' --executor threads --out found --output-dir {tmp_path / 'out'} --no-progress x=xs",
+    )
+    assert shell.user_ns["found"]["y"].tolist() == [2, 3, 4]
+
+
+def test_sweep_notebook_magic_needs_the_path_first_and_parses_like_parallel_map():
+    from IPython.core.error import UsageError
+
+    from nbflow.notebook.magic import parse_notebook_line
+
+    with pytest.raises(UsageError, match="needs the notebook's path first"):
+        parse_notebook_line("x=[1, 2]")
+    path, options, axes = parse_notebook_line(
+        '"a b.ipynb" --kernel python3 --n-jobs 2 lr=[0.1, 1] depth=range(2)'
+    )
+    assert path == "a b.ipynb" and options.kernel == "python3" and options.n_jobs == 2
+    assert options.executor == "processes"
+    assert axes == [("lr", "[0.1, 1]"), ("depth", "range(2)")]
+    with pytest.raises(UsageError, match="%sweep_notebook: unknown option"):
+        parse_notebook_line("nb.ipynb --collect y x=[1]")
