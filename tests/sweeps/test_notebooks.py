@@ -89,15 +89,16 @@ def test_a_failing_cell_is_an_error_row_naming_the_cell_and_its_notebook_stops_t
     assert all(c.get("execution_count") is None for c in cells[errors[0] + 1 :] if c.cell_type == "code")
 
 
-def test_a_cache_hit_runs_no_kernel_and_an_edit_to_code_recomputes(tmp_path):
+@pytest.mark.parametrize("executor", ["threads", "processes"])
+def test_a_cache_hit_runs_no_kernel_and_an_edit_to_code_recomputes(executor, tmp_path, shutdown_processes):
     notebook = make_notebook(tmp_path, "import nbflow\nnbflow.record('y', x * 10)")
     cache, out = tmp_path / "cache", tmp_path / "out"
     first = nbflow.sweep_notebook(
-        notebook, {"x": [1, 2]}, executor="threads", cache=cache, output_dir=out, **QUIET
+        notebook, {"x": [1, 2]}, executor=executor, cache=cache, output_dir=out, **QUIET
     )
     assert first["y"].tolist() == [10, 20] and runs(tmp_path) == 2
     again = nbflow.sweep_notebook(
-        notebook, {"x": [1, 2]}, executor="threads", cache=cache, output_dir=out, **QUIET
+        notebook, {"x": [1, 2]}, executor=executor, cache=cache, output_dir=out, **QUIET
     )
     assert again["status"].tolist() == ["cached", "cached"] and runs(tmp_path) == 2
     assert again["y"].tolist() == [10, 20] and again["notebook"].tolist() == first["notebook"].tolist()
@@ -110,7 +111,7 @@ def test_a_cache_hit_runs_no_kernel_and_an_edit_to_code_recomputes(tmp_path):
     nbformat.write(nb, notebook)
     assert set(
         nbflow.sweep_notebook(
-            notebook, {"x": [1, 2]}, cache=cache, output_dir=out, executor="threads", **QUIET
+            notebook, {"x": [1, 2]}, cache=cache, output_dir=out, executor=executor, **QUIET
         )["status"]
     ) == {"cached"}
 
@@ -118,7 +119,7 @@ def test_a_cache_hit_runs_no_kernel_and_an_edit_to_code_recomputes(tmp_path):
     nb.cells[-1].source = "import nbflow\nnbflow.record('y', x * 100)"
     nbformat.write(nb, notebook)
     edited = nbflow.sweep_notebook(
-        notebook, {"x": [1, 2]}, executor="threads", cache=cache, output_dir=out, **QUIET
+        notebook, {"x": [1, 2]}, executor=executor, cache=cache, output_dir=out, **QUIET
     )
     assert edited["status"].tolist() == ["ok", "ok"] and edited["y"].tolist() == [100, 200]
     assert runs(tmp_path) == 4
