@@ -91,8 +91,9 @@ class NotebookTarget:
                     parameters={**params, RECORD_TO: str(folder)},
                     kernel_name=self.kernel_name,
                     progress_bar=False,
-                    cwd=str(Path(self.path).parent),
-                    kernel_manager_class=_private_kernel(folder),
+                    # Not papermill's cwd=: it changes the whole process's directory, which two
+                    # points on threads then restore out of order. The kernel starts there instead.
+                    kernel_manager_class=_private_kernel(folder, Path(self.path).parent),
                 )
             except papermill.PapermillExecutionError as exc:
                 raise _cell_error(exc, output, self.parameters_cell) from None
@@ -104,8 +105,8 @@ class NotebookTarget:
         return {**values, "notebook": str(output)}
 
 
-def _private_kernel(folder: Path) -> type:
-    """A kernel manager class whose kernels talk over Unix sockets in ``folder``.
+def _private_kernel(folder: Path, cwd: Path) -> type:
+    """A kernel manager class whose kernels start in ``cwd`` and talk over Unix sockets in ``folder``.
 
     Not TCP on localhost: other users of the machine cannot reach the kernel, and it does not
     warn on stderr that they could. A class, not an instance, so that nbclient owns (and stops)
@@ -116,6 +117,9 @@ def _private_kernel(folder: Path) -> type:
     class PrivateKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**{"transport": "ipc", "ip": str(folder / "kernel"), **kwargs})
+
+        async def start_kernel(self, **kwargs: Any) -> None:
+            await super().start_kernel(**{**kwargs, "cwd": str(cwd)})
 
     return PrivateKernelManager
 

@@ -192,3 +192,16 @@ def test_a_notebook_sweep_runs_on_a_dask_local_cluster(dask_client, tmp_path):
     df = nbflow.sweep_notebook(notebook, {"x": [1, 2]}, executor="dask", output_dir=tmp_path / "out", **QUIET)
     assert df["status"].tolist() == ["ok", "ok"] and df["y"].tolist() == [2, 4]
     assert all(json.loads(Path(p).read_text()) for p in df["notebook"])
+
+
+def test_points_run_in_the_notebooks_folder_and_leave_the_process_directory_alone(tmp_path, monkeypatch):
+    """papermill's cwd= changes the whole process's directory: two points on threads restored it out of order."""
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    notebook = make_notebook(tmp_path, "import os, nbflow\nnbflow.record('cwd', os.getcwd())")
+    df = nbflow.sweep_notebook(
+        notebook, {"x": [1, 2, 3, 4]}, executor="threads", n_jobs=4, output_dir=tmp_path / "o", **QUIET
+    )
+    assert set(df["cwd"]) == {str(tmp_path)}
+    assert Path.cwd() == here
