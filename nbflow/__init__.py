@@ -52,6 +52,8 @@ from nbflow.errors import (
     PersisterConflictError,
     Pruned,
     RemoteTaskError,
+    RunNotFoundError,
+    RunStoreError,
     SerializationError,
     StaleCodeError,
     StateKeyError,
@@ -100,6 +102,7 @@ from nbflow.persistence import (
     register_serde,
     state_at,
 )
+from nbflow.settings import config
 from nbflow.sweeps import (
     Grid,
     ResultTable,
@@ -144,8 +147,10 @@ __all__ = [
     "Grid", "grid", "zipped", "sample", "uniform", "loguniform", "randint", "choice",
     "Sweep", "sweep", "ResultTable", "to_dataframe", "load_results", "report",
     "optimize", "Search", "Pruned", "sweep_notebook", "record",
+    # run history (loaded on first use) and session settings
+    "runs", "load_run", "compare", "delete_run", "delete_runs", "config",
     # notebook widgets (loaded on first use)
-    "SweepPanel", "GraphView", "HistoryView",
+    "SweepPanel", "GraphView", "HistoryView", "RunsView",
     # errors
     "NbflowError", "StateKeyError", "ActionContractError", "MissingInputError",
     "ActionReturnTypeError", "GraphError", "ConditionError", "AsyncActionError", "HaltError",
@@ -153,6 +158,7 @@ __all__ = [
     "TaskTimeoutError", "HookError",
     "TaskPicklingError", "RemoteTaskError", "PersistenceError", "PersisterConflictError", "CacheKeyError",
     "SerializationError", "NotRecordedError", "SweepError", "StaleCodeError",
+    "RunStoreError", "RunNotFoundError",
     "StateValueError", "HookContractError",
 ]  # fmt: skip
 
@@ -192,7 +198,14 @@ def load_ipython_extension(ipython) -> None:
     load(ipython)
 
 
-_WIDGETS = ("SweepPanel", "GraphView", "HistoryView")
+_WIDGETS = ("SweepPanel", "GraphView", "HistoryView", "RunsView")
+_RUN_HISTORY = {
+    "runs": "nbflow.sweeps.runs",
+    "load_run": "nbflow.sweeps.runs",
+    "delete_run": "nbflow.sweeps.runs",
+    "delete_runs": "nbflow.sweeps.runs",
+    "compare": "nbflow.sweeps.compare",
+}
 
 
 def __getattr__(name: str):
@@ -201,6 +214,10 @@ def __getattr__(name: str):
         from nbflow.sweeps.export import load_results
 
         return load_results
+    if name in _RUN_HISTORY:
+        import importlib
+
+        return getattr(importlib.import_module(_RUN_HISTORY[name]), name)
     # The widgets bring ipywidgets (and IPython's comm machinery) with them; likewise on demand.
     if name in _WIDGETS:
         from nbflow import widgets

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 __all__ = [
     "NbflowError",
+    "RunStoreError",
+    "RunNotFoundError",
     "Pruned",
     "StateKeyError",
     "StateValueError",
@@ -291,6 +293,18 @@ class ExportError(NbflowError, ValueError):
 
 class ResultsNotFoundError(NbflowError, FileNotFoundError):
     """``load_results`` was given a path where there is no file."""
+
+
+class RunStoreError(PersistenceError):
+    """The run store (``.nbflow/runs``) or one of its files cannot be read or written."""
+
+
+class RunNotFoundError(NbflowError, KeyError):
+    """No run with that id in the run store."""
+
+    def __str__(self) -> str:
+        # KeyError would print the message as a quoted repr.
+        return str(self.args[0]) if self.args else ""
 
 
 class ResultsExistError(NbflowError, FileExistsError):

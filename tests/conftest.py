@@ -69,6 +69,9 @@ def pytest_configure(config):
     os.environ["PYTHONPATH"] = os.pathsep.join([*folders, os.environ.get("PYTHONPATH", "")]).rstrip(
         os.pathsep
     )
+    # Every sweep records its run (nbflow.runs); the suite's thousands of sweeps, and the kernels
+    # nbval starts, record into one throwaway store instead of .nbflow/ in the checkout.
+    os.environ["NBFLOW_HOME"] = tempfile.mkdtemp(prefix="nbflow-home-")
 
 
 EXECUTORS = ["sequential", "threads", "processes", "async"]

@@ -16,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "nbflow"
 
 # Lowest first. A module may import its own layer and the layers before it, never one after.
 LAYERS: list[tuple[str, ...]] = [
-    ("nbflow.errors", "nbflow._version"),
+    ("nbflow.errors", "nbflow._version", "nbflow.settings"),
     ("nbflow.core",),
     ("nbflow.fingerprint",),
     ("nbflow.persistence",),

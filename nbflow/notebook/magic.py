@@ -4,7 +4,7 @@
 
     %%parallel_map [--zip] [--executor NAME] [--n-jobs N] [--out VAR] [--collect NAMES]
                    [--on-error record|raise] [--retries N] [--timeout SECONDS] [--cache [DIR]]
-                   [--no-progress] AXIS=EXPR ...
+                   [--no-progress] [--name NAME] [--no-record] [--store DIR] AXIS=EXPR ...
     <cell body>
 
 Each ``AXIS=EXPR`` is evaluated in the notebook's namespace and is one axis
@@ -14,12 +14,15 @@ local to that point. A row holds the axis values plus the ``--collect`` names,
 or else the value of the body's last expression. The DataFrame goes into
 ``VAR`` (default ``results``) and is displayed. Stop (Ctrl-C) puts the partial
 frame into ``VAR`` and ends the cell in a ``KeyboardInterrupt``, so Run All stops.
+The run is recorded in the run store under ``NAME`` (see `nbflow.runs`) unless
+``--no-record`` (or ``nbflow.config(record=False)``); ``--store`` picks the store.
 
 ::
 
     %sweep_notebook PATH [--zip] [--executor NAME] [--n-jobs N] [--out VAR] [--output-dir DIR]
                     [--kernel NAME] [--on-error record|raise] [--retries N] [--timeout SECONDS]
-                    [--cache [DIR]] [--no-progress] AXIS=EXPR ...
+                    [--cache [DIR]] [--no-progress] [--name NAME] [--no-record] [--store DIR]
+                    AXIS=EXPR ...
 
 runs the notebook at ``PATH`` once per point, as `nbflow.sweep_notebook` does (on processes
 unless ``--executor`` says otherwise), into ``VAR`` the same way.
@@ -48,12 +51,12 @@ __all__ = ["ParallelMapMagics", "CellBody", "parse_line", "parse_notebook_line"]
 
 USAGE = (
     "%%parallel_map [--zip] [--executor NAME] [--n-jobs N] [--out VAR] [--collect NAMES] "
-    "[--on-error record|raise] [--retries N] [--timeout SECONDS] [--cache [DIR]] [--no-progress] AXIS=EXPR ..."
+    "[--on-error record|raise] [--retries N] [--timeout SECONDS] [--cache [DIR]] [--no-progress] [--name NAME] [--no-record] [--store DIR] AXIS=EXPR ..."
 )
 NOTEBOOK_USAGE = (
     "%sweep_notebook PATH [--zip] [--executor NAME] [--n-jobs N] [--out VAR] [--output-dir DIR] "
     "[--kernel NAME] [--on-error record|raise] [--retries N] [--timeout SECONDS] [--cache [DIR]] "
-    "[--no-progress] AXIS=EXPR ..."
+    "[--no-progress] [--name NAME] [--no-record] [--store DIR] AXIS=EXPR ..."
 )
 _AXIS_START = re.compile(r"(?<!\S)[A-Za-z_]\w*=(?!=)")
 _FIRST = re.compile(r"""\s*("[^"]+"|'[^']+'|\S+)\s*(.*)""", re.S)
@@ -87,6 +90,9 @@ def _parser(prog: str) -> _Parser:
     parser.add_argument("--timeout", type=float, default=None)
     parser.add_argument("--cache", nargs="?", const=True, default=None)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--store", default=None)
     return parser
 
 
@@ -230,7 +236,8 @@ class ParallelMapMagics(Magics):
                 timeout=options.timeout,
                 cache=options.cache,
                 progress=not options.no_progress,
-                name="parallel_map",
+                name=options.name or "parallel_map",
+                **_recording(options),
             )
         except ValueError as exc:
             raise UsageError(f"%%parallel_map: {exc}") from None
@@ -255,8 +262,15 @@ class ParallelMapMagics(Magics):
             kernel_name=options.kernel,
             on_error=options.on_error,
             retries=options.retries,
+            **({"name": options.name} if options.name else {}),
+            **_recording(options),
         )
         return _into(user_ns, options.out, run)
+
+
+def _recording(options: argparse.Namespace) -> dict[str, Any]:
+    """``--no-record`` and ``--store`` as a sweep's keywords; unset, a sweep follows nbflow.config."""
+    return {"record": False if options.no_record else None, "store": options.store}
 
 
 def _evaluated(

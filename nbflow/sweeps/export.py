@@ -52,6 +52,7 @@ import pandas as pd
 from nbflow.errors import ResultsColumnError, ResultsError, ResultsExistError, ResultsNotFoundError
 from nbflow.persistence.serde import to_json
 from nbflow.sweeps import plots
+from nbflow.sweeps.compare import plot_comparison
 from nbflow.sweeps.curves import curves_frame
 from nbflow.sweeps.dtype_spec import without_index
 from nbflow.sweeps.files import SUPPORTED_EXTENSIONS, kind_of, refuse_link_elsewhere, refuse_non_file
@@ -246,8 +247,11 @@ class NbflowAccessor:
         points = df[[*axes, task_column]].to_dict("records") if task_column in df.columns and reported else []
         return curves_frame(points, reported, axes, task_column, renamed)
 
-    def plot(self, y: str, **options: Any) -> Any:
+    def plot(self, y: str | None = None, **options: Any) -> Any:
         """Plot metric ``y`` of the finished rows in the chart the sweep's shape calls for.
+
+        On what `nbflow.compare` returned, ``y`` is not needed: the compared metric is drawn
+        against the first shared axis, one line per run.
 
         A line over one numeric axis (bars over a categorical one), with error bars where
         seeds or other axes repeat a point; a heatmap over two axes; parallel coordinates
@@ -261,6 +265,12 @@ class NbflowAccessor:
             >>> ax.images[0].get_array().shape, ax.get_xlabel(), ax.get_ylabel()
             ((3, 2), 'lr', 'depth')
         """
+        if "compare" in self.provenance:
+            return plot_comparison(self._df, **options)
+        if y is None:
+            numbers = [str(c) for c in self._df.columns if plots.is_number(self._df[c])]
+            msg = f"df.nbflow.plot() needs y=, the metric to plot: one of {numbers}."
+            raise ResultsError(msg)
         return plots.plot(self._df, y, **options)
 
     def plot_curves(self, metric: str, **options: Any) -> Any:

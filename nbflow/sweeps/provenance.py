@@ -15,6 +15,7 @@ import functools
 import importlib.metadata
 import os
 import platform
+import secrets
 import socket
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from nbflow._version import __version__
 from nbflow.errors import SerializationError
 from nbflow.persistence.serde import to_json
 
-__all__ = ["collect_provenance", "git_in_background", "PROVENANCE_SCHEMA"]
+__all__ = ["collect_provenance", "git_in_background", "new_run_id", "PROVENANCE_SCHEMA"]
 
 # Bumped when a key changes meaning, so readers of old exports can tell.
 PROVENANCE_SCHEMA = 1
@@ -115,6 +116,12 @@ def collect_provenance(
     if repository is not None:
         out["git"] = repository
     return out
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """``20261205-074512-3fa9c1``: a run's id in the run store, sortable by start, unique across kernels."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
 def git_in_background() -> Callable[[], dict | None]:

@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import functools
 import inspect
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -35,10 +36,12 @@ from nbflow.parallel.reporting import PRUNED, REPORTS, last_values
 from nbflow.parallel.tasks import RunnableGraph, SubGraphTask, TaskState, as_runnable
 from nbflow.persistence.curves import TaskCurves
 from nbflow.persistence.logs import TaskLogs
+from nbflow.settings import current as current_settings
+from nbflow.settings import run_store_path
 from nbflow.sweeps.curves import curves_frame
 from nbflow.sweeps.grids import Grid, axis_key, grid, zipped
 from nbflow.sweeps.progress import make_progress
-from nbflow.sweeps.provenance import collect_provenance, git_in_background
+from nbflow.sweeps.provenance import collect_provenance, git_in_background, new_run_id
 from nbflow.sweeps.results import RUN_FIELDS, ResultTable, column_names, run_column, table_rows
 
 __all__ = ["Sweep", "sweep"]
@@ -147,6 +150,9 @@ class _SweepRun:
     lock: Any = dataclasses.field(default_factory=threading.Lock)
     # The live view, told when there is something new to draw.
     view: Any = None
+    # Its id in the run store, if it is recorded (see Sweep(record=...)), and the store's folder.
+    run_id: str | None = None
+    store: Any = None
 
 
 class _Latest:
@@ -186,6 +192,11 @@ class Sweep(TaskBasedParallelAction):
             (its ``max_concurrency``; on Dask and Ray, batches in flight).
         capture: keep what each point prints (stdout, stderr, warnings) in its log,
             ``df.nbflow.log(task_id)``, instead of the cell; False lets it through.
+        record: keep the finished frame in the run store (`nbflow.runs`, `nbflow.load_run`),
+            interrupted and cancelled runs too; None follows ``nbflow.config(record=...)``
+            (True unless set). The frame's ``attrs["nbflow"]["run_id"]`` names its run.
+        store: the run store's folder; None follows ``nbflow.config(store=...)``, else
+            ``$NBFLOW_HOME/runs``, else ``.nbflow/runs`` in the current directory.
 
     Example:
         >>> def loss(lr, depth):
@@ -222,7 +233,17 @@ class Sweep(TaskBasedParallelAction):
         output: str = "results",
         n_jobs: int | None = None,
         capture: bool = True,
+        record: bool | None = None,
+        store: Any = None,
     ) -> None:
+        if record is not None and not isinstance(record, bool):
+            msg = f"Sweep(record=...) takes True, False, or None to follow nbflow.config(record=...); got {record!r}."
+            raise TypeError(msg)
+        if store is not None and not isinstance(store, (str, os.PathLike)):
+            msg = (
+                f"Sweep(store=...) takes the run store's folder, a str or a path; got {type(store).__name__}."
+            )
+            raise TypeError(msg)
         if n_jobs is not None:
             executor = _with_n_jobs(executor, n_jobs)
         super().__init__(
@@ -254,6 +275,8 @@ class Sweep(TaskBasedParallelAction):
         self.progress = progress
         self.live = live
         self.capture_output = bool(capture)
+        self.record = record
+        self.store = store
         self.reads = []
         self.writes = [output]
         self.output = output
@@ -365,6 +388,8 @@ class Sweep(TaskBasedParallelAction):
             live=self.live,
             name=self.name,
             capture=self.capture_output,
+            # The merged frame below is the run worth recording, not the failed points alone.
+            record=False,
         ).run()
         # Rebuilt row by row through a table, not concatenated: the new rows may bring outputs the
         # old ones lacked (or lack theirs), and the column names and dtypes must follow the rules
@@ -397,6 +422,14 @@ class Sweep(TaskBasedParallelAction):
             "curves": curves,
             "reran": len(redo),
         }
+        merged.attrs["nbflow"].pop("run_id", None)
+        recording = self._recording()
+        if recording:
+            # A run of its own, that says which run it mended.
+            merged.attrs["nbflow"].update(
+                run_id=recording["run_id"], reran_from=before.attrs["nbflow"].get("run_id")
+            )
+            self._record_frame(merged, recording["store"], "complete")
         self._latest.rerun = merged
         return merged
 
@@ -468,8 +501,18 @@ class Sweep(TaskBasedParallelAction):
             code_hash=functools.partial(run.code_key, self.graph),
             control=run,
             git=git_in_background(),
+            **self._recording(),
         )
         self._latest.rerun = None
+
+    def _recording(self) -> dict[str, Any]:
+        """The run's id and store if this run is recorded, decided (with the folder) as it starts."""
+        settings = current_settings()
+        if not (self.record if self.record is not None else settings["record"]):
+            return {}
+        store = self.store if self.store is not None else settings["store"]
+        # Resolved now: a notebook that changes directory mid-run still records where it started.
+        return {"run_id": new_run_id(), "store": run_store_path(store).absolute()}
 
     def reduce(self, state: State, states: Iterator[TaskState]) -> State:
         run = self._latest.run
@@ -487,6 +530,7 @@ class Sweep(TaskBasedParallelAction):
             else None
         )
         failed: TaskState | None = None
+        ended = "failed"  # until the loop says otherwise: an exception out of it is a failed run
         try:
             for sub in states:
                 self._add(run, sub)
@@ -499,6 +543,8 @@ class Sweep(TaskBasedParallelAction):
                 if sub.task.error is not None and self.on_error == "raise":
                     failed = sub
                     break
+            else:
+                ended = "complete"
         except KeyboardInterrupt:
             run.stopped = "interrupted"
             raise
@@ -515,6 +561,8 @@ class Sweep(TaskBasedParallelAction):
                 ):
                     run.stopped = "interrupted" if control.interrupted else "cancelled"
                 self._close(run)
+                if run.run_id is not None:
+                    self._record(run, run.stopped or ended)
             finally:
                 if self.search is not None:
                     self.search.close()
@@ -534,6 +582,18 @@ class Sweep(TaskBasedParallelAction):
                 partial,
             )
         return partial
+
+    def _record(self, run: _SweepRun, status: str) -> None:
+        if self._record_frame(self._frame(run), run.store, status) is None:
+            run.run_id = None
+
+    def _record_frame(self, frame: Any, store: Any, status: str) -> str | None:
+        """Keep ``frame`` in the run store; a failure to is a warning, never lost results."""
+        # Here, not at the top: pandas and pyarrow load with the first frame, not with `import nbflow`.
+        from nbflow.sweeps.runs import record_frame
+
+        kind = "optimize" if self.search is not None else "sweep"
+        return record_frame(frame, store, name=self.name, kind=kind, status=status)
 
     def _summary(self, run: _SweepRun) -> str:
         """The line a live view ends with: ``train: 44 ok, 2 error``, saying so when it stopped early."""
@@ -640,6 +700,8 @@ class Sweep(TaskBasedParallelAction):
         )
         if self.search is not None:
             made["search"] = self.search.provenance()
+        if run.run_id is not None:
+            made["run_id"] = run.run_id
         return made
 
 

@@ -145,6 +145,18 @@ def test_magic_n_jobs_zero_is_refused_by_the_executor(shell, executor):
         magic(shell, f"--no-progress --executor {executor} --n-jobs 0 x=[1, 2]", "x")
 
 
+def test_magic_records_its_run_under_the_name_given_unless_told_not_to(shell, tmp_path):
+    """--name names the run in the store; --no-record records nothing; --store picks the folder."""
+    import nbflow
+
+    store = tmp_path / "runs"
+    df = magic(shell, f"--no-progress --name lr-scan --store {store} lr=[0.1, 0.2]", "{'loss': lr * 2}")
+    listed = nbflow.runs(store)
+    assert listed["name"].tolist() == ["lr-scan"] and listed["run_id"][0] == df.attrs["nbflow"]["run_id"]
+    magic(shell, f"--no-progress --no-record --store {store} lr=[0.3]", "{'loss': lr * 2}")
+    assert len(nbflow.runs(store)) == 1
+
+
 # -- %sweep_notebook ------------------------------------------------------------------------------
 
 
@@ -157,9 +169,16 @@ def test_sweep_notebook_magic_runs_a_notebook_per_point_into_a_variable(shell, t
     shell.user_ns["xs"] = [1, 2, 3]
     shell.run_line_magic(
         "sweep_notebook",
-        f"'{notebook}' --executor threads --out found --output-dir {tmp_path / 'out'} --no-progress x=xs",
+        f"'{notebook}' --executor threads --out found --output-dir {tmp_path / 'out'} --no-progress "
+        f"--name nb-run --store {tmp_path / 'runs'} x=xs",
     )
-    assert shell.user_ns["found"]["y"].tolist() == [2, 3, 4]
+    found = shell.user_ns["found"]
+    assert found["y"].tolist() == [2, 3, 4]
+    import nbflow
+
+    listed = nbflow.runs(tmp_path / "runs")
+    assert listed["name"].tolist() == ["nb-run"] and listed["run_id"][0] == found.attrs["nbflow"]["run_id"]
+    assert nbflow.load_run(listed["run_id"][0], store=tmp_path / "runs")["y"].tolist() == [2, 3, 4]
 
 
 def test_sweep_notebook_magic_needs_the_path_first_and_parses_like_parallel_map():
