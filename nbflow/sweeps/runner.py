@@ -57,7 +57,10 @@ class _CallTarget(Action):
         self.fn = fn
         self.reads = list(params)
         self.writes = [_RESULT]
-        self._name = getattr(fn, "__name__", "target")
+        inner = fn
+        while isinstance(inner, functools.partial):
+            inner = inner.func  # a partial of cross_validate is still cross_validate, in names and run history
+        self._name = getattr(inner, "__name__", "target")
 
     def run(self, state: State) -> dict:
         return {_RESULT: self.fn(**{k: state[k] for k in self.reads})}

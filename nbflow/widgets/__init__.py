@@ -3,6 +3,7 @@
 
 from nbflow.widgets.graph_view import GraphView
 from nbflow.widgets.history_view import HistoryView
+from nbflow.widgets.runs_view import RunsView
 from nbflow.widgets.sweep_panel import SweepPanel
 
-__all__ = ["GraphView", "SweepPanel", "HistoryView"]
+__all__ = ["GraphView", "SweepPanel", "HistoryView", "RunsView"]
