@@ -58,8 +58,9 @@ class _CallTarget(Action):
         self.reads = list(params)
         self.writes = [_RESULT]
         inner = fn
+        # A partial of cross_validate is still cross_validate, in names and in run history.
         while isinstance(inner, functools.partial):
-            inner = inner.func  # a partial of cross_validate is still cross_validate, in names and run history
+            inner = inner.func
         self._name = getattr(inner, "__name__", "target")
 
     def run(self, state: State) -> dict:
