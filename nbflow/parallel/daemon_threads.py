@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import os
 import queue
 import threading
@@ -39,7 +40,12 @@ class _Threads:
         with self._lock:
             return set(self._idle.values())
 
-    def run(self, call: Callable[[], None]) -> None:
+    def run(self, call: Callable[[], Callable[[], None]]) -> None:
+        """Run ``call`` on an idle thread; what it returns is then called to hand its result over.
+
+        The thread is idle again before the result is handed over, so a caller that makes its
+        next call as soon as it has the result finds this thread waiting for it.
+        """
         with self._lock:
             inbox = self._idle.popitem()[0] if self._idle else None
         if inbox is not None:
@@ -50,9 +56,10 @@ class _Threads:
     def _serve(self, call: Callable[[], None]) -> None:
         inbox: queue.SimpleQueue = queue.SimpleQueue()
         while True:
-            call()
+            hand_over = call()
             with self._lock:
                 self._idle[inbox] = threading.current_thread()
+            hand_over()
             try:
                 call = inbox.get(timeout=IDLE_S)
             except queue.Empty:
@@ -87,15 +94,19 @@ def on_daemon_thread(call: Callable[[], Any]) -> asyncio.Future:
             else:
                 future.set_result(value)
 
-    def target() -> None:
+    def target() -> Callable[[], None]:
         try:
             value, error = context.run(call), None
         except BaseException as exc:
             value, error = None, exc
-        try:
-            loop.call_soon_threadsafe(settle, value, error)
-        except RuntimeError:
-            pass  # the loop is gone: nobody waits for this task any more
+
+        def hand_over() -> None:
+            try:
+                loop.call_soon_threadsafe(settle, value, error)
+            except RuntimeError:
+                pass  # the loop is gone: nobody waits for this task any more
+
+        return hand_over
 
     _THREADS.run(target)
     return future
@@ -105,13 +116,14 @@ def submit_daemon(fn: Callable[..., Any], *args: Any) -> concurrent.futures.Futu
     """``fn(*args)`` on a daemon thread, as a `concurrent.futures.Future` (a hung call holds only its thread)."""
     future: concurrent.futures.Future = concurrent.futures.Future()
 
-    def target() -> None:
+    def target() -> Callable[[], None]:
         if not future.set_running_or_notify_cancel():
-            return  # cancelled before it started
+            return lambda: None  # cancelled before it started
         try:
-            future.set_result(fn(*args))
+            value = fn(*args)
         except BaseException as exc:
-            future.set_exception(exc)
+            return functools.partial(future.set_exception, exc)
+        return functools.partial(future.set_result, value)
 
     _THREADS.run(target)
     return future

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import io
+import warnings
 from typing import Any
 
 import ipywidgets
@@ -107,6 +108,7 @@ class RunsView:
 
     @property
     def selected(self) -> list[str]:
+        """The runs selected: clicked ones in the list's order, `select`ed ones as given (`compare` keeps it)."""
         return list(self.choices.value)
 
     def refresh(self) -> None:
@@ -160,7 +162,11 @@ class RunsView:
             self._say("These two runs have no numeric output in common to compare.", error=True)
             return None
         try:
-            self.compared = compare(*self.selected, metric=metric, store=self.store)
+            # compare() warns when a run is averaged over an axis it alone varies; the message below
+            # says so, and a warning from a button's callback would only reach the log console.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                self.compared = compare(*self.selected, metric=metric, store=self.store)
         except NbflowError as exc:
             self._say(html.escape(str(exc)), error=True)
             self.result.value = self.plot.value = ""
@@ -195,12 +201,21 @@ class RunsView:
         """Delete the runs `delete` asked about."""
         doomed, self._deleting = self._deleting, []
         self.confirmation.children = []
+        if not doomed:
+            self._say("Nothing to delete: select runs and press Delete first.", error=True)
+            return
+        gone = []
         for run_id in doomed:
-            delete_run(run_id, self.store)
+            try:
+                delete_run(run_id, self.store)
+            except NbflowError as exc:
+                # Deleted from another notebook since it was listed, say: the others still go.
+                gone.append(html.escape(str(exc)))
         self.refresh()
-        self._say(f"Deleted {len(doomed)} run(s).")
+        self._say(" ".join([f"Deleted {len(doomed) - len(gone)} run(s).", *gone]), error=bool(gone))
 
     def cancel(self) -> None:
+        """Keep the runs `delete` asked about."""
         self._deleting = []
         self.confirmation.children = []
         self._say("Nothing deleted.")
