@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import io
 import warnings
+from pathlib import Path
 from typing import Any
 
 import ipywidgets
@@ -22,6 +23,18 @@ from nbflow.sweeps.runs import delete_run, load_run, runs
 __all__ = ["RunsView"]
 
 _SHOWN = ["name", "status", "started_at", "duration_s", "executor", "points", "ok", "error", "cached"]
+# Chromium draws the selected options of an unfocused multi-select grey, as if disabled: once the
+# metric was picked, the two runs to compare no longer looked selected. JupyterLab styles a
+# DataFrame's own output, not a table inside an HTML widget (or a saved notebook's), so the
+# tables get the basics here.
+_STYLE = (
+    "<style>.nbflow-runs-view select[multiple] option:checked{"
+    "background:#1976d2 linear-gradient(0deg,#1976d2 0%,#1976d2 100%);color:#fff}"
+    ":is(.nbflow-runs,.nbflow-run,.nbflow-compare){border-collapse:collapse;font-size:12px;margin:4px 0}"
+    ":is(.nbflow-runs,.nbflow-run,.nbflow-compare) :is(th,td)"
+    "{padding:2px 8px;text-align:right;white-space:nowrap;border-bottom:1px solid #e0e0e0}"
+    ":is(.nbflow-runs,.nbflow-run,.nbflow-compare) thead th{border-bottom:1px solid #999}</style>"
+)
 
 
 def _size(n: int) -> str:
@@ -69,12 +82,14 @@ class RunsView:
         self.cancel_button = ipywidgets.Button(description="Keep them")
         self.confirmation = ipywidgets.HBox([], layout={"align_items": "center"})
         self.size_label = ipywidgets.HTML()
-        self.table = ipywidgets.HTML()
+        # Cells do not wrap (a run id broke over three lines); a table wider than the cell scrolls.
+        self.table = ipywidgets.HTML(layout={"overflow": "auto"})
         self.message = ipywidgets.HTML()
-        self.result = ipywidgets.HTML()
+        self.result = ipywidgets.HTML(layout={"overflow": "auto"})
         self.plot = ipywidgets.HTML()
         self.widget = ipywidgets.VBox(
             [
+                ipywidgets.HTML(_STYLE),
                 ipywidgets.HBox([self.name_filter, self.status_filter, self.refresh_button]),
                 self.size_label,
                 self.choices,
@@ -124,7 +139,7 @@ class RunsView:
         self.choices.options = [(_label(row), row["run_id"]) for _, row in listed.iterrows()]
         self.choices.value = tuple(kept)
         count = len(RunStore(self.store).rows())
-        self.size_label.value = f"<b>{count} run{'' if count == 1 else 's'}</b> · {_size(RunStore(self.store).size())} in <code>{html.escape(str(self.store))}</code>"
+        self.size_label.value = f"<b>{count} run{'' if count == 1 else 's'}</b> · {_size(RunStore(self.store).size())} in <code>{html.escape(_where(self.store))}</code>"
         self.table.value = _runs_table(listed) if len(listed) else _empty(self.store)
         self._offer_metrics()
 
@@ -148,7 +163,7 @@ class RunsView:
             self._say(str(exc), error=True)
             return None
         self._say(f"Loaded {html.escape(run_id)}: {len(self.loaded)} rows, in <code>view.loaded</code>.")
-        self.result.value = self.loaded.head(20).to_html(max_cols=12, classes="nbflow-run")
+        self.result.value = self.loaded.head(20).to_html(max_cols=12, border=0, classes="nbflow-run")
         self.plot.value = ""
         return self.loaded
 
@@ -181,7 +196,7 @@ class RunsView:
             f"{html.escape(metric)} on {html.escape(', '.join(said['on']))}, in <code>view.compared</code>.{note}"
         )
         self.result.value = self.compared.to_html(
-            index=False, float_format=lambda v: f"{v:.4g}", classes="nbflow-compare"
+            index=False, border=0, float_format=lambda v: f"{v:.4g}", classes="nbflow-compare"
         )
         self.plot.value = _svg(self.compared)
         return self.compared
@@ -223,7 +238,7 @@ class RunsView:
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
         bundle = self.widget._repr_mimebundle_(**kwargs)
         # Where widgets do not run (a saved notebook, GitHub), the table of runs still shows.
-        bundle["text/html"] = self.size_label.value + self.table.value
+        bundle["text/html"] = _STYLE + self.size_label.value + self.table.value
         bundle["text/plain"] = repr(self)
         return bundle
 
@@ -254,14 +269,24 @@ def _label(row: Any) -> str:
     return f"{row['name']} · {started} · {row['status']} · {row['points']} points · {row['run_id']}"
 
 
+def _where(store: Path) -> str:
+    """The store's folder, relative to the working directory (the notebook's) when it is inside it."""
+    try:
+        return str(store.relative_to(Path.cwd()))
+    except ValueError:
+        return str(store)
+
+
 def _runs_table(listed: Any) -> str:
     shown = [c for c in listed.columns if c in _SHOWN or c.startswith(("best_", "min_", "max_"))]
-    frame = listed.set_index("run_id")[[c for c in shown if c != "run_id"]]
-    return frame.to_html(float_format=lambda v: f"{v:.4g}", classes="nbflow-runs")
+    frame = listed[["run_id", *shown]].copy()
+    # To the second, in UTC: the microseconds and offset widened the table by a third.
+    frame["started_at"] = frame["started_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    return frame.to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}", classes="nbflow-runs")
 
 
 def _empty(store: Any) -> str:
-    return f"<div class='nbflow-runs-empty'>No runs recorded in <code>{html.escape(str(store))}</code> yet (or none match the filters). Every sweep records itself there as it ends.</div>"
+    return f"<div class='nbflow-runs-empty'>No runs recorded in <code>{html.escape(_where(store))}</code> yet (or none match the filters). Every sweep records itself there as it ends.</div>"
 
 
 def _svg(table: Any) -> str:

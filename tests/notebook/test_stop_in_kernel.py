@@ -16,6 +16,22 @@ def train(x):
     with open({log!r}, "a") as f:
         f.write(f"{{x}}\\n")
     return {{"loss": x / 10}}
+
+
+class Rows:  # a progress stand-in that logs each row as the sweep adds it
+
+    def __init__(self, total, desc, unit):
+        pass
+
+    def update(self, n):
+        with open({log!r} + ".rows", "a") as f:
+            print("row", file=f)
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
 """
 
 
@@ -66,7 +82,11 @@ def test_stop_during_sweep_ends_the_cell_in_an_error_and_keeps_the_partial_frame
     km, kc = kernel
     log = tmp_path / "done.log"
     _execute(kc, SETUP.format(log=str(log)))
-    reply, _ = _stop_after(km, kc, "df = nbflow.sweep(train, {'x': range(10)}, executor='threads')", log, 4)
+    # Gated on rows added, not on points returned: a point that has returned may not have its row yet.
+    rows = log.with_name(log.name + ".rows")
+    reply, _ = _stop_after(
+        km, kc, "df = nbflow.sweep(train, {'x': range(10)}, executor='threads', progress=Rows)", rows, 4
+    )
     assert reply["status"] == "error" and reply["ename"] == "Interrupted"
     assert "6 of 10 points never finished" in reply["evalue"]
     reply, printed = _execute(

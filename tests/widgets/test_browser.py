@@ -2,8 +2,9 @@
 
 The unit tests drive the widgets' Python models; only a browser shows that the
 front end renders them, that a click reaches the kernel, and that updates made
-from the sweep's background thread arrive. The test also refreshes the
-screenshots the README shows (docs/screenshots/).
+from the sweep's background thread arrive. Two more notebooks written here
+check a live sweep's view and RunsView comparing two recorded runs. The tests
+also refresh the screenshots the README shows (docs/screenshots/).
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def _wait_for(page, script: str, what: str, timeout_s: float, log: Path, arg=Non
 
 
 @contextlib.contextmanager
-def _running(lab, notebook: str, height: int):
+def _running(lab, notebook: str, height: int, width: int = 1280):
     """A headless Chromium page with ``notebook`` open in the lab and all its cells started; closed after."""
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="Playwright is not installed; install it with pip install -e '.[dev]'."
@@ -157,7 +158,7 @@ def _running(lab, notebook: str, height: int):
         browser = playwright.chromium.launch(
             executable_path=chromium, args=CHROMIUM_FLAGS, headless=True, timeout=START_S * 1000
         )
-        page = browser.new_page(viewport={"width": 1280, "height": height})
+        page = browser.new_page(viewport={"width": width, "height": height})
         try:
             page.set_default_timeout(STEP_S * 1000)
             page.goto(f"{url}/lab/tree/{notebook}", timeout=START_S * 1000)
@@ -344,3 +345,80 @@ def test_browser_live_sweep_plots_curves_while_it_runs_and_leaves_a_summary(lab)
             log,
         )
         page.locator(".jp-Cell-outputArea").first.screenshot(path=str(shots / "live_sweep_done.png"))
+
+
+# Two recorded sweeps with one output in common, over axes they partly share: rbf's gamma is
+# averaged over, which the view says.
+_RUN_HISTORY = """\
+import nbflow
+
+def rbf(C, gamma):
+    return {"acc": round(1 - 1 / (1 + C * gamma), 3)}
+
+def linear(C):
+    return {"acc": round(1 - 1 / (2 + C), 3)}
+
+_ = nbflow.sweep(rbf, {"C": [0.1, 1, 10], "gamma": [0.1, 1]}, progress=False, store="runs", name="rbf")
+_ = nbflow.sweep(linear, {"C": [0.1, 1, 10]}, progress=False, store="runs", name="linear")
+"""
+
+
+def test_browser_runs_view_compares_two_clicked_runs(lab):
+    """In JupyterLab, clicking two runs in RunsView, picking the metric and pressing Compare shows the compare table and its plot."""
+    import nbformat
+
+    _, log = lab
+    root = log.parent / "root"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(_RUN_HISTORY),
+        nbformat.v4.new_code_cell('view = nbflow.RunsView(store="runs")\nview'),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "run_history.ipynb")
+    shots = _screenshots(log)
+    # Wide enough that the table of runs fits whole in the screenshot (narrower, it scrolls).
+    with _running(lab, "run_history.ipynb", height=1400, width=1600) as page:
+        _wait_for(
+            page,
+            "() => document.querySelectorAll('.nbflow-runs-view select[multiple] option').length === 2",
+            "RunsView rendering with the two recorded runs listed",
+            RUN_S,
+            log,
+        )
+        view = page.locator(".nbflow-runs-view")
+        assert "2 runs" in view.inner_text()
+        options = view.locator("select[multiple] option")
+        # The front end draws every space of a label as a non-breaking one.
+        labels = [" ".join(o.replace("\u00a0", " ").split()) for o in options.all_inner_texts()]
+        assert [label.split(" · ")[0] for label in labels] == ["rbf", "linear"]
+        options.nth(0).click()
+        options.nth(1).click(modifiers=["Control"])
+        view.locator(".widget-dropdown", has_text="metric").locator("select").select_option("acc")
+        view.locator("button", has_text="Compare").click()
+        _wait_for(
+            page,
+            """() => !!document.querySelector('.nbflow-runs-view table.nbflow-compare')
+                    && !!document.querySelector('.nbflow-runs-view svg.nbflow-plot')""",
+            "the comparison table and its plot rendering after Compare",
+            RUN_S,
+            log,
+        )
+
+        # Focus has moved on to the buttons; the two runs compared are still drawn selected.
+        checked = view.locator("select[multiple] option:checked")
+        assert checked.count() == 2
+        assert checked.first.evaluate("o => getComputedStyle(o).color") == "rgb(255, 255, 255)"
+        headers = view.locator("table.nbflow-compare th").all_inner_texts()
+        assert [h.strip() for h in headers] == ["C", "acc (rbf)", "acc (linear)", "diff"]
+        assert view.locator("table.nbflow-compare tbody tr").count() == 3
+        assert "averaged over" in view.locator(".nbflow-runs-message").inner_text()
+        plot = view.locator("svg.nbflow-plot")
+        box = plot.bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 100
+        # The legend names both runs: the plot draws the comparison, not an empty frame.
+        assert {"run=rbf", "run=linear"} <= {t.strip() for t in plot.locator("text").all_text_contents()}
+        text = page.evaluate("() => document.body.innerText")
+        assert "Loading widget" not in text and "Error displaying widget" not in text
+        assert "Traceback" not in text
+        view.screenshot(path=str(shots / "runs_view_compare.png"))
