@@ -143,7 +143,8 @@ def _matches(value: str, pattern: Any, what: str) -> bool:
             f"runs({what}=...) takes a string (with * and ? as wildcards) or a list of them; got {pattern!r}."
         )
         raise TypeError(msg)
-    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+    # The name itself always matches: "model[1]" is a name, though fnmatch reads [1] as a class.
+    return any(value == p or fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
 def _statuses(status: Any) -> set[str]:

@@ -49,8 +49,14 @@ def assert_same_run(loaded, df):
     assert {k: mine[k] for k in plain} == {k: theirs[k] for k in plain}
 
 
-@pytest.mark.parametrize("executor", ["sequential", "threads", "processes", "async"])
-def test_a_sweep_is_recorded_and_loads_back_exactly(executor, tmp_path, shutdown_processes):
+@pytest.mark.parametrize(
+    "executor_named",
+    ["sequential", "threads", "processes", "async"]
+    + [pytest.param(c, marks=pytest.mark.cluster) for c in ("dask", "ray")],
+    indirect=True,
+)
+def test_a_sweep_is_recorded_and_loads_back_exactly(executor_named, tmp_path):
+    executor = executor_named
     """Each executor's frame, failures, curves and logs included, comes back from the store unchanged."""
     df = nbflow.sweep(
         fit, grid(lr=[0.1, 0.2], depth=[1, 3]), executor=executor, progress=False, store=tmp_path
@@ -351,6 +357,22 @@ def test_a_store_that_cannot_be_made_warns_and_keeps_the_results(tmp_path):
     with pytest.warns(UserWarning, match=r"Cannot create the run store.*record=False"):
         df = nbflow.sweep(quick, {"x": [1]}, progress=False, store=blocker / "runs")
     assert df["y"].tolist() == [10]
+
+
+def test_names_with_wildcard_characters_match_themselves(tmp_path):
+    nbflow.sweep(quick, {"x": [1]}, progress=False, store=tmp_path, name="model[1] *é*")
+    nbflow.sweep(quick, {"x": [1]}, progress=False, store=tmp_path, name="model1")
+    assert nbflow.runs(tmp_path, name="model[1] *é*")["name"].tolist() == ["model[1] *é*"]
+
+
+def test_a_run_whose_file_was_removed_says_so_and_can_be_deleted(tmp_path):
+    df = nbflow.sweep(quick, {"x": [1]}, progress=False, store=tmp_path)
+    run_id = df.attrs["nbflow"]["run_id"]
+    (tmp_path / f"{run_id}.parquet").unlink()
+    with pytest.raises(RunStoreError, match=rf"Run '{run_id}' is listed.*its file .* is gone.*delete_run"):
+        nbflow.load_run(run_id, store=tmp_path)
+    nbflow.delete_run(run_id, store=tmp_path)
+    assert nbflow.runs(tmp_path).empty
 
 
 def test_runs_filters_by_name_target_status_and_date(tmp_path):
