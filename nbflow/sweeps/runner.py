@@ -511,12 +511,10 @@ class Sweep(TaskBasedParallelAction):
 
     def _recording(self) -> dict[str, Any]:
         """The run's id and store if this run is recorded, decided (with the folder) as it starts."""
-        settings = current_settings()
-        if not (self.record if self.record is not None else settings["record"]):
+        if not (self.record if self.record is not None else current_settings()["record"]):
             return {}
-        store = self.store if self.store is not None else settings["store"]
         # Resolved now: a notebook that changes directory mid-run still records where it started.
-        return {"run_id": new_run_id(), "store": run_store_path(store).absolute()}
+        return {"run_id": new_run_id(), "store": run_store_path(self.store).absolute()}
 
     def reduce(self, state: State, states: Iterator[TaskState]) -> State:
         run = self._latest.run
