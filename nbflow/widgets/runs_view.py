@@ -67,7 +67,9 @@ class RunsView:
         self.store = RunStore(store).root
         self.loaded: Any = None
         self.compared: Any = None
-        self._listed: Any = None
+        # Each run's numeric outputs, as the index had them at the last refresh: what the metric
+        # list offers, without reading the index again on every click in the list.
+        self._outputs: dict[str, dict] = {}
         self._deleting: list[str] = []
 
         self.name_filter = ipywidgets.Text(placeholder="name, e.g. svm-*", description="name")
@@ -134,12 +136,13 @@ class RunsView:
         except (NbflowError, ValueError, TypeError) as exc:
             self._say(str(exc), error=True)
             return
-        self._listed = listed
+        store = RunStore(self.store)
+        self._outputs = {r["run_id"]: r["outputs"] for r in store.rows()}
         kept = [r for r in self.selected if r in set(listed["run_id"])]
         self.choices.options = [(_label(row), row["run_id"]) for _, row in listed.iterrows()]
         self.choices.value = tuple(kept)
-        count = len(RunStore(self.store).rows())
-        self.size_label.value = f"<b>{count} run{'' if count == 1 else 's'}</b> · {_size(RunStore(self.store).size())} in <code>{html.escape(_where(self.store))}</code>"
+        count = len(self._outputs)
+        self.size_label.value = f"<b>{count} run{'' if count == 1 else 's'}</b> · {_size(store.size())} in <code>{html.escape(_where(self.store))}</code>"
         self.table.value = _runs_table(listed) if len(listed) else _empty(self.store)
         self._offer_metrics()
 
@@ -250,11 +253,8 @@ class RunsView:
 
     def _offer_metrics(self) -> None:
         """The numeric outputs every selected run has (all listed runs' when none is selected)."""
-        rows = {r["run_id"]: r for r in RunStore(self.store).rows()}
-        chosen = [rows[r] for r in (self.selected or self.run_ids) if r in rows]
-        shared = [
-            o for o in (chosen[0]["outputs"] if chosen else {}) if all(o in r["outputs"] for r in chosen)
-        ]
+        chosen = [self._outputs[r] for r in (self.selected or self.run_ids) if r in self._outputs]
+        shared = [o for o in (chosen[0] if chosen else {}) if all(o in outputs for outputs in chosen)]
         current = self.metric.value
         self.metric.options = shared
         self.metric.value = current if current in shared else (shared[0] if shared else None)
